@@ -1,0 +1,246 @@
+//! Parsing of the names and credentials people type: workspace and tenant
+//! names, e-mail addresses, passwords, tenant provider specs.
+
+use std::fmt;
+
+use crate::FieldError;
+
+fn display_name(field: &str, s: &str) -> Result<String, FieldError> {
+    let t = s.trim();
+    if t.is_empty() || t.chars().count() > 64 {
+        return Err(FieldError::new(field, "must be 1-64 characters"));
+    }
+    if t.chars().any(char::is_control) {
+        return Err(FieldError::new(field, "must not contain control characters"));
+    }
+    if uuid::Uuid::parse_str(t).is_ok() {
+        return Err(FieldError::new(field, "must not look like an id (a UUID)"));
+    }
+    Ok(t.to_owned())
+}
+
+/// A workspace name: 1–64 printable characters, unique.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WorkspaceName(String);
+
+impl WorkspaceName {
+    /// Parses a workspace name.
+    pub fn parse(field: &str, s: &str) -> Result<Self, FieldError> {
+        display_name(field, s).map(Self)
+    }
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A tenant name: 1–64 printable characters, unique within its workspace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TenantName(String);
+
+impl TenantName {
+    /// Parses a tenant name.
+    pub fn parse(field: &str, s: &str) -> Result<Self, FieldError> {
+        display_name(field, s).map(Self)
+    }
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A normalised (lower-case) e-mail address.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Email(String);
+
+impl Email {
+    /// Parses an e-mail address.
+    pub fn parse(field: &str, s: &str) -> Result<Self, FieldError> {
+        let t = s.trim().to_lowercase();
+        let bad = || FieldError::new(field, "must be an e-mail address such as ops@example.com");
+        if t.len() > 254 || t.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(bad());
+        }
+        let (local, domain) = t.split_once('@').ok_or_else(bad)?;
+        if local.is_empty()
+            || local.len() > 64
+            || domain.contains('@')
+            || !domain.contains('.')
+            || domain.starts_with('.')
+            || domain.ends_with('.')
+            || domain.contains("..")
+        {
+            return Err(bad());
+        }
+        Ok(Self(t))
+    }
+    /// The address.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Addresses are personal data: keep them out of debug output.
+        f.write_str("Email(..)")
+    }
+}
+
+/// A password as typed; `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Password(String);
+
+impl Password {
+    /// Shortest accepted length, in characters.
+    pub const MIN_CHARS: usize = 12;
+    /// Longest accepted length, in characters.
+    pub const MAX_CHARS: usize = 128;
+
+    /// Checks length rules (OWASP ASVS: at least 12, at most 128 characters,
+    /// any characters allowed).
+    pub fn parse(field: &str, s: &str) -> Result<Self, FieldError> {
+        let n = s.chars().count();
+        if n < Self::MIN_CHARS {
+            return Err(FieldError::new(field, "must be at least 12 characters"));
+        }
+        if n > Self::MAX_CHARS {
+            return Err(FieldError::new(field, "must be at most 128 characters"));
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    /// The secret itself; only for hashing and verification.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password([redacted])")
+    }
+}
+
+/// Where a tenant's data comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProviderSpec {
+    /// Tenant data as JSON files under a directory (embedded default, demo).
+    Directory(String),
+    /// Microsoft Graph for this Entra tenant (id or primary domain).
+    Graph(String),
+}
+
+impl ProviderSpec {
+    /// Parses `directory:PATH` or `graph:TENANT` (an Entra tenant id or a
+    /// domain). Credentials are never part of a spec.
+    pub fn parse(field: &str, s: &str) -> Result<Self, FieldError> {
+        let t = s.trim();
+        let rule = "must be directory:PATH or graph:TENANT (an Entra tenant id or domain)";
+        let (kind, rest) = t.split_once(':').ok_or_else(|| FieldError::new(field, rule))?;
+        let rest = rest.trim();
+        if rest.is_empty() || rest.len() > 512 || rest.chars().any(char::is_control) {
+            return Err(FieldError::new(field, rule));
+        }
+        match kind {
+            "directory" => Ok(ProviderSpec::Directory(rest.to_owned())),
+            "graph" => {
+                let ok = uuid::Uuid::parse_str(rest).is_ok()
+                    || (rest.contains('.')
+                        && rest
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-'));
+                if ok {
+                    Ok(ProviderSpec::Graph(rest.to_ascii_lowercase()))
+                } else {
+                    Err(FieldError::new(field, rule))
+                }
+            }
+            _ => Err(FieldError::new(field, rule)),
+        }
+    }
+
+    /// The canonical text form.
+    pub fn to_spec_string(&self) -> String {
+        match self {
+            ProviderSpec::Directory(p) => format!("directory:{p}"),
+            ProviderSpec::Graph(t) => format!("graph:{t}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert_eq!(
+            WorkspaceName::parse("name", "  Contoso MSP ").unwrap().as_str(),
+            "Contoso MSP"
+        );
+        assert_eq!(WorkspaceName::parse("name", "").unwrap_err().field, "name");
+        assert!(WorkspaceName::parse("name", &"x".repeat(65)).is_err());
+        assert!(
+            TenantName::parse("name", "a\u{7}b")
+                .unwrap_err()
+                .rule
+                .contains("control")
+        );
+        assert!(
+            TenantName::parse("name", "3f2504e0-4f89-11d3-9a0c-0305e82c3301")
+                .unwrap_err()
+                .rule
+                .contains("UUID")
+        );
+    }
+
+    #[test]
+    fn emails() {
+        assert_eq!(
+            Email::parse("email", " Ops@Example.COM ").unwrap().as_str(),
+            "ops@example.com"
+        );
+        for bad in ["", "x", "a@b", "a@@b.c", "@b.co", "a b@c.de", "a@.c", "a@c.", "a@c..d"] {
+            assert_eq!(Email::parse("email", bad).unwrap_err().field, "email", "{bad}");
+        }
+        assert_eq!(format!("{:?}", Email::parse("e", "a@b.co").unwrap()), "Email(..)");
+    }
+
+    #[test]
+    fn passwords() {
+        assert!(Password::parse("password", "short").unwrap_err().rule.contains("12"));
+        assert!(Password::parse("password", &"x".repeat(129)).is_err());
+        let p = Password::parse("password", "correct horse battery").unwrap();
+        assert_eq!(p.expose(), "correct horse battery");
+        assert!(!format!("{p:?}").contains("horse"));
+    }
+
+    #[test]
+    fn provider_specs() {
+        assert_eq!(
+            ProviderSpec::parse("provider", "directory:/srv/tenants/contoso").unwrap(),
+            ProviderSpec::Directory("/srv/tenants/contoso".into())
+        );
+        assert_eq!(
+            ProviderSpec::parse("provider", "graph:Contoso.onmicrosoft.com")
+                .unwrap()
+                .to_spec_string(),
+            "graph:contoso.onmicrosoft.com"
+        );
+        assert!(ProviderSpec::parse("provider", "graph:3f2504e0-4f89-11d3-9a0c-0305e82c3301").is_ok());
+        for bad in ["", "directory:", "graph:not a tenant", "ftp:x", "graph"] {
+            assert_eq!(
+                ProviderSpec::parse("provider", bad).unwrap_err().field,
+                "provider",
+                "{bad}"
+            );
+        }
+    }
+}
