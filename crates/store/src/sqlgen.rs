@@ -1,0 +1,307 @@
+//! SQL for list and count filters, shared by both dialects.
+//!
+//! Both SQLite and PostgreSQL accept `$n` placeholders and row-value
+//! comparisons, so the text is written once; each backend binds [`Arg`]s in
+//! its own encoding. The problem-class predicates here are the SQL form of
+//! [`tenantatlas_domain::problem::classify`]; the conformance suite holds the
+//! two against each other.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use tenantatlas_domain::Timestamp;
+use tenantatlas_domain::lifecycle::RunStatus;
+use tenantatlas_domain::problem::{ProblemClass, Thresholds};
+use uuid::Uuid;
+
+use crate::model::{CountQuery, RunFilter, RunQuery, RunScope};
+use crate::rows::RUN_COLUMNS;
+
+/// A bound value.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Arg {
+    Uuid(Uuid),
+    Ts(Timestamp),
+    Text(String),
+    Int(i64),
+}
+
+/// SQL text with its arguments.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Sql {
+    pub text: String,
+    pub args: Vec<Arg>,
+}
+
+impl Sql {
+    fn push(&mut self, s: &str) -> &mut Self {
+        self.text.push_str(s);
+        self
+    }
+
+    /// Adds an argument and returns its placeholder.
+    fn arg(&mut self, a: Arg) -> String {
+        self.args.push(a);
+        format!("${}", self.args.len())
+    }
+}
+
+fn scope_clause(sql: &mut Sql, scope: &RunScope) {
+    match scope {
+        RunScope::Everything => {}
+        RunScope::Granted { workspaces, tenants } => {
+            let mut parts = Vec::new();
+            if !workspaces.is_empty() {
+                let ph: Vec<_> = workspaces.iter().map(|w| sql.arg(Arg::Uuid(w.as_uuid()))).collect();
+                parts.push(format!("workspace_id IN ({})", ph.join(", ")));
+            }
+            if !tenants.is_empty() {
+                let ph: Vec<_> = tenants.iter().map(|t| sql.arg(Arg::Uuid(t.as_uuid()))).collect();
+                parts.push(format!("tenant_id IN ({})", ph.join(", ")));
+            }
+            if parts.is_empty() {
+                sql.push(" AND 1 = 0");
+            } else {
+                let joined = parts.join(" OR ");
+                let _ = write!(sql.text, " AND ({joined})");
+            }
+        }
+    }
+}
+
+fn filter_clause(sql: &mut Sql, f: &RunFilter, with_bucket: bool) {
+    if let Some(w) = f.workspace {
+        let p = sql.arg(Arg::Uuid(w.as_uuid()));
+        let _ = write!(sql.text, " AND workspace_id = {p}");
+    }
+    if let Some(t) = f.tenant {
+        let p = sql.arg(Arg::Uuid(t.as_uuid()));
+        let _ = write!(sql.text, " AND tenant_id = {p}");
+    }
+    if let Some(t) = f.op_type {
+        let p = sql.arg(Arg::Text(t.as_str().to_owned()));
+        let _ = write!(sql.text, " AND type = {p}");
+    }
+    if let Some(parent) = f.parent {
+        let p = sql.arg(Arg::Uuid(parent.as_uuid()));
+        let _ = write!(sql.text, " AND parent_id = {p}");
+    }
+    if let Some(since) = f.since {
+        let p = sql.arg(Arg::Ts(since));
+        let _ = write!(sql.text, " AND created_at >= {p}");
+    }
+    if let Some(until) = f.until {
+        let p = sql.arg(Arg::Ts(until));
+        let _ = write!(sql.text, " AND created_at < {p}");
+    }
+    if let Some(b) = f.bucket.filter(|_| with_bucket) {
+        let (status, outcomes) = b.members();
+        // active runs are found through the index of active runs
+        let active = if status == RunStatus::Completed {
+            ""
+        } else {
+            "active AND "
+        };
+        let _ = write!(sql.text, " AND {active}status = '{}'", status.as_str());
+        if !outcomes.is_empty() {
+            let list: Vec<_> = outcomes.iter().map(|o| format!("'{}'", o.as_str())).collect();
+            let _ = write!(sql.text, " AND outcome IN ({})", list.join(", "));
+        }
+    }
+}
+
+/// Types grouped by equal threshold, so the SQL text stays stable.
+fn grouped(
+    thresholds: &Thresholds,
+    pick: impl Fn(&tenantatlas_domain::catalog::StaleThresholds) -> Duration,
+) -> BTreeMap<Duration, Vec<&'static str>> {
+    let mut groups: BTreeMap<Duration, Vec<&'static str>> = BTreeMap::new();
+    for (t, th) in thresholds.iter() {
+        groups.entry(pick(&th)).or_default().push(t.as_str());
+    }
+    groups
+}
+
+fn quoted(names: &[&str]) -> String {
+    names.iter().map(|n| format!("'{n}'")).collect::<Vec<_>>().join(", ")
+}
+
+/// The "likely stale" predicate for active runs at `now` (never NULL).
+fn stale_predicate(sql: &mut Sql, now: Timestamp, thresholds: &Thresholds) -> String {
+    let mut queued = Vec::new();
+    for (d, names) in grouped(thresholds, |t| t.queued) {
+        let p = sql.arg(Arg::Ts(now.minus(d)));
+        queued.push(format!("(type IN ({}) AND available_at <= {p})", quoted(&names)));
+    }
+    let now_p = sql.arg(Arg::Ts(now));
+    let mut silent = vec![
+        format!("(lease_expires_at IS NOT NULL AND lease_expires_at <= {now_p})"),
+        format!("(progress_stale_at IS NOT NULL AND progress_stale_at <= {now_p})"),
+    ];
+    for (d, names) in grouped(thresholds, |t| t.heartbeat) {
+        let p = sql.arg(Arg::Ts(now.minus(d)));
+        silent.push(format!(
+            "(type IN ({}) AND COALESCE(heartbeat_at, started_at, created_at) <= {p})",
+            quoted(&names)
+        ));
+    }
+    // the adaptive duration threshold applies to runs without counted
+    // progress (counted runs have the progress deadline above)
+    let mut by_max: BTreeMap<Duration, Vec<&'static str>> = BTreeMap::new();
+    for (t, th) in thresholds.iter() {
+        if let Some(max) = th.running_max {
+            by_max.entry(max).or_default().push(t.as_str());
+        }
+    }
+    for (d, names) in by_max {
+        let p = sql.arg(Arg::Ts(now.minus(d)));
+        silent.push(format!(
+            "(units_total IS NULL AND type IN ({}) AND started_at IS NOT NULL AND started_at <= {p})",
+            quoted(&names)
+        ));
+    }
+    format!(
+        "((status = 'queued' AND ({})) OR (status = 'running' AND ({})))",
+        queued.join(" OR "),
+        silent.join(" OR ")
+    )
+}
+
+/// The SQL predicate selecting runs of `class` at `now`.
+fn problem_predicate(sql: &mut Sql, class: ProblemClass, now: Timestamp, thresholds: &Thresholds) -> String {
+    match class {
+        ProblemClass::Active => {
+            let stale = stale_predicate(sql, now, thresholds);
+            format!("(active AND NOT {stale})")
+        }
+        ProblemClass::ActiveStale => {
+            let stale = stale_predicate(sql, now, thresholds);
+            format!("(active AND {stale})")
+        }
+        ProblemClass::NeedsFollowUp => "(status = 'completed' AND outcome IN ('failed', 'partially_succeeded', 'blocked') AND reconciled_at IS NULL)".to_owned(),
+        ProblemClass::Reconciled => "(status = 'completed' AND outcome <> 'cancelled' AND reconciled_at IS NOT NULL)".to_owned(),
+        ProblemClass::Ok => "(outcome = 'succeeded' AND reconciled_at IS NULL)".to_owned(),
+        ProblemClass::Cancelled => "(outcome = 'cancelled')".to_owned(),
+    }
+}
+
+/// The SQL expression naming each run's problem class at `now`.
+fn problem_case(sql: &mut Sql, now: Timestamp, thresholds: &Thresholds) -> String {
+    let stale = stale_predicate(sql, now, thresholds);
+    format!(
+        "CASE WHEN outcome = 'cancelled' THEN 'cancelled' \
+         WHEN status = 'completed' AND reconciled_at IS NOT NULL THEN 'reconciled' \
+         WHEN outcome = 'succeeded' THEN 'ok' \
+         WHEN status = 'completed' THEN 'needs_follow_up' \
+         WHEN {stale} THEN 'active_stale' \
+         ELSE 'active' END"
+    )
+}
+
+/// Active runs the reconciler may complete (the SQL form of
+/// [`tenantatlas_domain::problem::reconcilable`]), oldest first.
+pub(crate) fn reconcilable(now: Timestamp, thresholds: &Thresholds, limit: u32) -> Sql {
+    let mut sql = Sql::default();
+    let mut queued = Vec::new();
+    for (d, names) in grouped(thresholds, |t| t.queued) {
+        let p = sql.arg(Arg::Ts(now.minus(d)));
+        queued.push(format!("(type IN ({}) AND available_at <= {p})", quoted(&names)));
+    }
+    let now_p = sql.arg(Arg::Ts(now));
+    let mut silent = Vec::new();
+    for (d, names) in grouped(thresholds, |t| t.heartbeat) {
+        let p = sql.arg(Arg::Ts(now.minus(d)));
+        silent.push(format!(
+            "(type IN ({}) AND COALESCE(heartbeat_at, started_at, created_at) <= {p})",
+            quoted(&names)
+        ));
+    }
+    let limit = sql.arg(Arg::Int(i64::from(limit)));
+    let _ = write!(
+        sql.text,
+        "SELECT {RUN_COLUMNS} FROM operation_runs WHERE active AND ((status = 'queued' AND ({})) \
+         OR (status = 'running' AND ((lease_expires_at IS NOT NULL AND lease_expires_at <= {now_p}) \
+         OR (lease_expires_at IS NULL AND ({}))))) ORDER BY created_at, id LIMIT {limit}",
+        queued.join(" OR "),
+        silent.join(" OR ")
+    );
+    sql
+}
+
+/// A page of runs.
+pub(crate) fn list_runs(q: &RunQuery) -> Sql {
+    let mut sql = Sql::default();
+    let _ = write!(sql.text, "SELECT {RUN_COLUMNS} FROM operation_runs WHERE 1 = 1");
+    scope_clause(&mut sql, &q.scope);
+    filter_clause(&mut sql, &q.filter, true);
+    if let Some(class) = q.filter.problem {
+        let pred = problem_predicate(&mut sql, class, q.now, &q.thresholds);
+        let _ = write!(sql.text, " AND {pred}");
+    }
+    if let Some(c) = q.cursor {
+        let ts = sql.arg(Arg::Ts(c.created_at));
+        let id = sql.arg(Arg::Uuid(c.id.as_uuid()));
+        let _ = write!(sql.text, " AND (created_at, id) < ({ts}, {id})");
+    }
+    let limit = sql.arg(Arg::Int(i64::from(q.limit.clamp(1, 500)) + 1));
+    let _ = write!(sql.text, " ORDER BY created_at DESC, id DESC LIMIT {limit}");
+    sql
+}
+
+/// Runs per (workspace, tenant, problem class).
+pub(crate) fn count_problems(q: &CountQuery) -> Sql {
+    let mut sql = Sql::default();
+    let case = problem_case(&mut sql, q.now, &q.thresholds);
+    let _ = write!(
+        sql.text,
+        "SELECT workspace_id, tenant_id, {case} AS class, COUNT(*) AS n FROM operation_runs WHERE 1 = 1"
+    );
+    scope_clause(&mut sql, &q.scope);
+    filter_clause(&mut sql, &q.filter, false);
+    let since = sql.arg(Arg::Ts(q.completed_since));
+    let _ = write!(
+        sql.text,
+        " AND (active OR completed_at >= {since}) GROUP BY workspace_id, tenant_id, class"
+    );
+    sql
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tenantatlas_domain::ids::TenantId;
+
+    #[test]
+    fn empty_grant_selects_nothing_and_arguments_match_placeholders() {
+        let q = RunQuery {
+            scope: RunScope::Granted {
+                workspaces: vec![],
+                tenants: vec![],
+            },
+            filter: RunFilter::default(),
+            limit: 10,
+            cursor: None,
+            now: Timestamp::EPOCH,
+            thresholds: Thresholds::catalog(),
+        };
+        let s = list_runs(&q);
+        assert!(s.text.contains("1 = 0"));
+        assert_eq!(s.args.len(), 1);
+
+        let q = RunQuery {
+            scope: RunScope::Granted {
+                workspaces: vec![],
+                tenants: vec![TenantId::from_uuid(Uuid::nil())],
+            },
+            filter: RunFilter {
+                problem: Some(ProblemClass::ActiveStale),
+                ..RunFilter::default()
+            },
+            ..q
+        };
+        let s = list_runs(&q);
+        let max = (1..=s.args.len()).filter(|i| s.text.contains(&format!("${i}"))).count();
+        assert_eq!(max, s.args.len(), "{}", s.text);
+    }
+}
