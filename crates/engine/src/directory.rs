@@ -1,0 +1,102 @@
+//! Workspaces, tenants, users and memberships: parsed at the edge, written
+//! with an audit entry in the same transaction.
+
+use tenantatlas_domain::FieldError;
+use tenantatlas_domain::access::{Membership, Role};
+use tenantatlas_domain::ids::WorkspaceId;
+use tenantatlas_domain::names::{Email, Password, ProviderSpec, TenantName, WorkspaceName};
+use tenantatlas_store::model::{Actor, MembershipWrite, Tenant, User, Workspace};
+
+use crate::error::{EngineError, Result};
+use crate::{Engine, password};
+
+impl Engine {
+    /// Creates a workspace.
+    pub async fn create_workspace(&self, name: &WorkspaceName, actor: Actor) -> Result<Workspace> {
+        Ok(self.store().create_workspace(name.as_str(), actor, self.now()).await?)
+    }
+
+    /// A workspace by id or name.
+    pub async fn resolve_workspace(&self, key: &str) -> Result<Workspace> {
+        self.store()
+            .find_workspace(key)
+            .await?
+            .ok_or(EngineError::NotFound("workspace"))
+    }
+
+    /// Adds a tenant to a workspace.
+    pub async fn add_tenant(
+        &self,
+        workspace: WorkspaceId,
+        name: &TenantName,
+        provider: Option<&ProviderSpec>,
+        actor: Actor,
+    ) -> Result<Tenant> {
+        let spec = provider.map(ProviderSpec::to_spec_string);
+        Ok(self
+            .store()
+            .add_tenant(workspace, name.as_str(), spec.as_deref(), actor, self.now())
+            .await?)
+    }
+
+    /// A tenant by id or name (within `workspace` when given). A name that
+    /// several workspaces use is ambiguous.
+    pub async fn resolve_tenant(&self, key: &str, workspace: Option<WorkspaceId>) -> Result<Tenant> {
+        let mut found = self.store().find_tenants(key, workspace).await?;
+        match found.len() {
+            0 => Err(EngineError::NotFound("tenant")),
+            1 => Ok(found.remove(0)),
+            _ => Err(FieldError::new(
+                "tenant",
+                "this name is used in several workspaces; give the tenant's id or its workspace",
+            )
+            .into()),
+        }
+    }
+
+    /// Adds a user with an Argon2id hash of `password`.
+    pub async fn add_user(
+        &self,
+        email: &Email,
+        password: &Password,
+        platform_operator: bool,
+        actor: Actor,
+    ) -> Result<User> {
+        let hash = password::hash(password).map_err(|_| EngineError::Internal("password hashing failed".into()))?;
+        Ok(self
+            .store()
+            .add_user(email.as_str(), &hash, platform_operator, actor, self.now())
+            .await?)
+    }
+
+    /// A user by id or e-mail address.
+    pub async fn resolve_user(&self, key: &str) -> Result<User> {
+        self.store().find_user(key).await?.ok_or(EngineError::NotFound("user"))
+    }
+
+    /// Creates or replaces a membership. `tenants`: `None` entitles the
+    /// member to every tenant of the workspace.
+    pub async fn put_member(
+        &self,
+        workspace: &Workspace,
+        user: &User,
+        role: Role,
+        tenants: Option<Vec<Tenant>>,
+        actor: Actor,
+    ) -> Result<Membership> {
+        if let Some(t) = tenants.iter().flatten().find(|t| t.workspace_id != workspace.id) {
+            return Err(FieldError::new("tenant", format!("{:?} is not a tenant of this workspace", t.name)).into());
+        }
+        let write = MembershipWrite {
+            workspace_id: workspace.id,
+            user_id: user.id,
+            role,
+            tenants: tenants.map(|ts| ts.iter().map(|t| t.id).collect()),
+        };
+        self.store().put_membership(&write, actor, self.now()).await?;
+        self.store()
+            .membership(user.id, workspace.id)
+            .await?
+            .ok_or_else(|| EngineError::Internal("membership vanished after writing it".into()))
+    }
+}

@@ -1,0 +1,162 @@
+//! The operation service of TenantAtlas.
+//!
+//! [`Engine`] is the one service every entry point (command line, HTTP,
+//! scheduler, workers) goes through:
+//!
+//! | module        | what                                                             |
+//! |---------------|------------------------------------------------------------------|
+//! | `start`       | authorize, create or join (law 2), group commit ([`batcher`])   |
+//! | [`lifecycle`] | law 1: the only caller of the store's lifecycle write            |
+//! | `progress`    | law 4 and 11: units, phases, counts, fan-out                     |
+//! | `monitor`     | law 6 and 9: scoped reads from the database only                 |
+//! | [`timeline`]  | a run's timeline: stored events and what its row records         |
+//! | `directory`   | workspaces, tenants, users, memberships                          |
+//! | [`password`]  | Argon2id hashing                                                 |
+//! | [`clock`]     | injected time                                                    |
+
+mod batcher;
+pub mod clock;
+mod directory;
+mod error;
+pub mod lifecycle;
+mod monitor;
+pub mod node;
+pub mod password;
+mod progress;
+mod reconciler;
+mod scheduler;
+mod start;
+pub mod timeline;
+pub mod worker;
+
+use std::sync::Arc;
+
+use tenantatlas_domain::Timestamp;
+use tenantatlas_domain::problem::Thresholds;
+use tenantatlas_domain::run::Run;
+use tenantatlas_domain::view::RunView;
+use tenantatlas_store::Store;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::{EngineError, Result};
+pub use lifecycle::{CancelOutcome, Completion};
+pub use monitor::{ClassCounts, ProblemSummary, RunDetail, Viewer};
+pub use reconciler::{ReconciledRun, SweepReport};
+pub use scheduler::Fired;
+pub use start::{Initiator, Started};
+
+/// Engine settings.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Whether the `synthetic` operation may be started.
+    pub enable_synthetic: bool,
+    /// Stale thresholds per operation type.
+    pub thresholds: Thresholds,
+    /// Most starts written in one group commit.
+    pub max_start_batch: usize,
+    /// Group commits in flight at once.
+    pub start_batches_in_flight: usize,
+    /// Most worker completions written in one group commit.
+    pub max_completion_batch: usize,
+    /// Completion group commits in flight at once.
+    pub completion_batches_in_flight: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            enable_synthetic: false,
+            thresholds: Thresholds::catalog(),
+            max_start_batch: 512,
+            start_batches_in_flight: 2,
+            max_completion_batch: 1024,
+            completion_batches_in_flight: 2,
+        }
+    }
+}
+
+struct Inner {
+    store: Store,
+    clock: Arc<dyn Clock>,
+    config: EngineConfig,
+    thresholds: std::sync::RwLock<Thresholds>,
+    starter: batcher::Starter,
+    completer: lifecycle::Completer,
+}
+
+/// The operation service. Cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("backend", &self.inner.store.kind())
+            .finish()
+    }
+}
+
+impl Engine {
+    /// Builds the service over `store`. Must be called inside a Tokio
+    /// runtime (it spawns the start collector).
+    pub fn new(store: Store, clock: Arc<dyn Clock>, config: EngineConfig) -> Self {
+        let starter = batcher::Starter::spawn(
+            store.clone(),
+            clock.clone(),
+            config.max_start_batch,
+            config.start_batches_in_flight,
+        );
+        let completer = lifecycle::Completer::spawn(
+            store.clone(),
+            config.max_completion_batch,
+            config.completion_batches_in_flight,
+        );
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                clock,
+                thresholds: std::sync::RwLock::new(config.thresholds.clone()),
+                config,
+                starter,
+                completer,
+            }),
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// Now, by the engine's clock.
+    pub fn now(&self) -> Timestamp {
+        self.inner.clock.now()
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.config
+    }
+
+    /// The stale thresholds in force (the catalog's, refined by what the
+    /// reconciler learned from recent runs).
+    pub fn thresholds(&self) -> Thresholds {
+        self.inner
+            .thresholds
+            .read()
+            .map_or_else(|p| p.into_inner().clone(), |t| t.clone())
+    }
+
+    pub(crate) fn set_thresholds(&self, t: Thresholds) {
+        if let Ok(mut cur) = self.inner.thresholds.write() {
+            *cur = t;
+        }
+    }
+
+    /// The public JSON view of `run` now.
+    pub fn view(&self, run: &Run) -> RunView {
+        RunView::of(run, self.now(), &self.thresholds())
+    }
+}

@@ -1,0 +1,170 @@
+//! Starting runs: authorize, create or join (law 2), answer.
+//!
+//! A start only authorizes, creates or reuses the run, and answers (law 9:
+//! no provider is called). A refused start — capability missing, tenant not
+//! entitled, a system-only type, the synthetic type while disabled — writes
+//! nothing. A user whose start joins an active run becomes its subscriber
+//! and is notified when it ends, like the user who created it.
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+
+use tenantatlas_domain::access::{Membership, authorize_tenant};
+use tenantatlas_domain::catalog::{OperationType, Scope};
+use tenantatlas_domain::ids::{TenantId, UserId};
+use tenantatlas_domain::params::Params;
+use tenantatlas_domain::run::Run;
+use tenantatlas_store::model::{NewRun, Tenant};
+
+use crate::Engine;
+use crate::error::{EngineError, Result};
+
+/// Who starts a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Initiator {
+    /// A user: authorized, subscribed, notified at the end.
+    User(UserId),
+    /// The system (scheduler, command line without `--as`): notifies nobody.
+    System,
+}
+
+/// The answer to a start.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Started {
+    /// The run created or joined.
+    pub run: Run,
+    /// `true` when an identical active run was joined.
+    pub joined: bool,
+}
+
+impl Engine {
+    /// Checks that `who` may start `op` on `tenant`, whose workspace
+    /// membership for the user is `membership`; answers the initiator to
+    /// record.
+    fn authorize_start(
+        &self,
+        who: Initiator,
+        tenant: &Tenant,
+        membership: Option<&Membership>,
+        op: OperationType,
+    ) -> Result<Option<UserId>> {
+        let spec = op.spec();
+        if spec.scope == Scope::System {
+            return Err(EngineError::Refused(format!(
+                "{} is a system operation; it runs on its schedule and cannot be started for a tenant",
+                spec.name
+            )));
+        }
+        if op == OperationType::Synthetic && !self.config().enable_synthetic {
+            return Err(EngineError::Refused(
+                "the synthetic operation is disabled; run with TENANTATLAS_ENABLE_SYNTHETIC=1 (or --enable-synthetic) to allow it"
+                    .into(),
+            ));
+        }
+        match who {
+            Initiator::System => Ok(None),
+            Initiator::User(_) => {
+                let cap = spec
+                    .start_capability
+                    .ok_or_else(|| EngineError::Refused(format!("{} cannot be started by users", spec.name)))?;
+                let grant = authorize_tenant(membership, tenant.workspace_id, tenant.id, cap)
+                    .map_err(|d| EngineError::denied(d, "tenant"))?;
+                Ok(Some(grant.user_id()))
+            }
+        }
+    }
+
+    fn new_run(&self, tenant: &Tenant, op: OperationType, params: Params, initiator: Option<UserId>) -> NewRun {
+        NewRun {
+            workspace_id: Some(tenant.workspace_id),
+            tenant_id: Some(tenant.id),
+            op_type: op,
+            identity: op.identity_key(&params),
+            params,
+            initiator,
+            available_at: self.now(),
+        }
+    }
+
+    /// The tenant and `who`'s membership in its workspace, in one read.
+    async fn access(&self, who: Initiator, id: TenantId) -> Result<(Tenant, Option<Membership>)> {
+        let user = match who {
+            Initiator::User(u) => Some(u),
+            Initiator::System => None,
+        };
+        self.store()
+            .tenant_access(id, user)
+            .await?
+            .ok_or(EngineError::NotFound("tenant"))
+    }
+
+    /// Starts `op` on `tenant` for `who`, or joins the identical active run.
+    /// Concurrent starts share commits (group commit).
+    pub async fn start(&self, who: Initiator, tenant: TenantId, op: OperationType, params: Params) -> Result<Started> {
+        let (tenant, membership) = self.access(who, tenant).await?;
+        let initiator = self.authorize_start(who, &tenant, membership.as_ref(), op)?;
+        let new = self.new_run(&tenant, op, params, initiator);
+        let rec = self.inner.starter.submit(new).await?;
+        tracing::debug!(run.id = %rec.run.id, tenant.id = %tenant.id, joined = rec.joined, "start");
+        Ok(Started {
+            run: rec.run,
+            joined: rec.joined,
+        })
+    }
+
+    /// Starts many runs in one transaction (bulk work, benchmarks). Either
+    /// every request is authorized and written, or nothing is.
+    pub async fn start_many(
+        &self,
+        who: Initiator,
+        requests: Vec<(TenantId, OperationType, Params)>,
+    ) -> Result<Vec<Started>> {
+        let mut tenants: HashMap<TenantId, (Tenant, Option<Membership>)> = HashMap::new();
+        let mut decided: HashMap<(TenantId, OperationType), Option<UserId>> = HashMap::new();
+        let mut batch = Vec::with_capacity(requests.len());
+        for (tenant_id, op, params) in requests {
+            if let Entry::Vacant(slot) = tenants.entry(tenant_id) {
+                slot.insert(self.access(who, tenant_id).await?);
+            }
+            let (tenant, membership) = &tenants[&tenant_id];
+            let initiator = match decided.entry((tenant_id, op)) {
+                Entry::Occupied(e) => *e.get(),
+                Entry::Vacant(slot) => *slot.insert(self.authorize_start(who, tenant, membership.as_ref(), op)?),
+            };
+            batch.push(self.new_run(tenant, op, params, initiator));
+        }
+        let now = self.now();
+        let records = self.store().start_runs(&batch, now).await?;
+        Ok(records
+            .into_iter()
+            .map(|r| Started {
+                run: r.run,
+                joined: r.joined,
+            })
+            .collect())
+    }
+
+    /// Starts a system-scope operation (no tenant), or joins it.
+    pub async fn start_system(&self, op: OperationType, params: Params) -> Result<Started> {
+        if op.spec().scope != Scope::System {
+            return Err(EngineError::Refused(format!(
+                "{} runs for a tenant, not for the system",
+                op.as_str()
+            )));
+        }
+        let new = NewRun {
+            workspace_id: None,
+            tenant_id: None,
+            op_type: op,
+            identity: op.identity_key(&params),
+            params,
+            initiator: None,
+            available_at: self.now(),
+        };
+        let rec = self.inner.starter.submit(new).await?;
+        Ok(Started {
+            run: rec.run,
+            joined: rec.joined,
+        })
+    }
+}

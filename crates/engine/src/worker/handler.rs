@@ -1,0 +1,96 @@
+//! What an operation handler is: one module per operation type behind one
+//! trait (the shape of mini-redis's commands), looked up in a [`Registry`].
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tenantatlas_domain::catalog::OperationType;
+use tenantatlas_domain::lifecycle::Outcome;
+use tenantatlas_domain::reason::{Failure, ReasonCode};
+
+use super::context::RunContext;
+
+/// How a handler's work ended.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Done {
+    /// Counted work: the outcome is what the units earned (law 4).
+    FromUnits,
+    /// Everything was done.
+    Succeeded,
+    /// An explicit outcome.
+    Outcome(Outcome, Option<ReasonCode>, Vec<Failure>),
+}
+
+/// Why a handler stopped without finishing.
+#[derive(Clone, Debug, PartialEq)]
+pub enum HandlerError {
+    /// Trying again later may succeed (throttling, an outage): the run goes
+    /// back to the queue with backoff, up to its type's attempt limit.
+    Retryable(Failure),
+    /// Trying again will not help: the run fails with this reason.
+    Fatal(Failure),
+    /// A precondition is not met: the run is blocked, nothing changed.
+    Blocked(String),
+    /// The run was cancelled, fenced or released while working; the worker
+    /// knows which and acts on it.
+    Stopped,
+}
+
+impl HandlerError {
+    /// A retryable failure with `code` and a message.
+    pub fn retryable(code: ReasonCode, message: &str) -> Self {
+        HandlerError::Retryable(Failure::new(code, message))
+    }
+
+    /// A fatal failure with `code` and a message.
+    pub fn fatal(code: ReasonCode, message: &str) -> Self {
+        HandlerError::Fatal(Failure::new(code, message))
+    }
+}
+
+/// The work of one operation type.
+#[async_trait]
+pub trait Handler: Send + Sync + 'static {
+    /// Does the run's work through `ctx`: plan units (or phases), execute
+    /// them, report results. Must return promptly once `ctx` says the run
+    /// was stopped.
+    async fn run(&self, ctx: &mut RunContext) -> Result<Done, HandlerError>;
+}
+
+/// The handlers a worker can execute, by operation type.
+#[derive(Clone, Default)]
+pub struct Registry {
+    handlers: HashMap<OperationType, Arc<dyn Handler>>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.types().iter().map(|t| t.as_str())).finish()
+    }
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers the handler of `op`.
+    pub fn with(mut self, op: OperationType, handler: impl Handler) -> Self {
+        self.handlers.insert(op, Arc::new(handler));
+        self
+    }
+
+    /// The handler of `op`.
+    pub fn get(&self, op: OperationType) -> Option<Arc<dyn Handler>> {
+        self.handlers.get(&op).cloned()
+    }
+
+    /// The types this registry executes (the only ones a worker claims).
+    pub fn types(&self) -> Vec<OperationType> {
+        let mut t: Vec<_> = self.handlers.keys().copied().collect();
+        t.sort();
+        t
+    }
+}
