@@ -1,0 +1,325 @@
+//! The command line, as CONTRACT.md writes it.
+
+use clap::{Args, Parser, Subcommand};
+
+/// TenantAtlas: operations for many Microsoft 365 / Intune tenants.
+#[derive(Debug, Parser)]
+#[command(name = "tenantatlas", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// Database: sqlite://PATH or postgres://… (created when missing for SQLite).
+    #[arg(
+        long,
+        env = "TENANTATLAS_DATABASE_URL",
+        default_value = "sqlite://tenantatlas.db",
+        global = true,
+        hide_env_values = true
+    )]
+    pub database_url: String,
+
+    /// Allow the `synthetic` operation type (tests, demos, benchmarks).
+    #[arg(long, env = "TENANTATLAS_ENABLE_SYNTHETIC", global = true, value_parser = clap::builder::FalseyValueParser::new())]
+    pub enable_synthetic: bool,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Apply pending database migrations (and nothing else).
+    Migrate,
+    /// Workspaces.
+    #[command(subcommand)]
+    Workspace(WorkspaceCmd),
+    /// Tenants.
+    #[command(subcommand)]
+    Tenant(TenantCmd),
+    /// Users.
+    #[command(subcommand)]
+    User(UserCmd),
+    /// Workspace memberships.
+    #[command(subcommand)]
+    Member(MemberCmd),
+    /// Start or cancel one run.
+    #[command(subcommand)]
+    Run(RunCmd),
+    /// List and inspect runs.
+    #[command(subcommand)]
+    Runs(RunsCmd),
+    /// Run a worker: claim and execute due runs until stopped (SIGTERM/ctrl-c).
+    Worker(WorkerArgs),
+    /// Run a node: workers, the reconciler and the scheduler together.
+    Serve(ServeArgs),
+    /// Run one reconciler sweep and print what it did (or would do).
+    Reconcile {
+        /// Only report what would be reconciled.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        out: Json,
+    },
+    /// Cron schedules.
+    #[command(subcommand)]
+    Schedule(ScheduleCmd),
+}
+
+/// Worker settings.
+#[derive(Debug, Args, Clone)]
+pub struct WorkerArgs {
+    /// Runs executed at once.
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+    /// This node's stable name (runs an earlier process of the same name
+    /// left running are resumed at start-up); default: hostname-pid.
+    #[arg(long, env = "TENANTATLAS_NODE")]
+    pub node: Option<String>,
+    /// Lease length in seconds.
+    #[arg(long, default_value_t = 30)]
+    pub lease_seconds: u64,
+    /// Heartbeat interval in seconds.
+    #[arg(long, default_value_t = 5)]
+    pub heartbeat_seconds: u64,
+    /// Grace period at shutdown, in seconds.
+    #[arg(long, default_value_t = 10)]
+    pub grace_seconds: u64,
+}
+
+/// Node settings.
+#[derive(Debug, Args, Clone)]
+pub struct ServeArgs {
+    /// Where the web hub will listen (the hub arrives with the monitoring
+    /// issue).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub bind: String,
+    /// Runs executed at once by this node's worker (0: no worker).
+    #[arg(long, default_value_t = 16)]
+    pub workers: usize,
+    /// This node's stable name; default: hostname-pid.
+    #[arg(long, env = "TENANTATLAS_NODE")]
+    pub node: Option<String>,
+    /// Seconds between reconciler/scheduler sweeps.
+    #[arg(long, default_value_t = 15)]
+    pub sweep_seconds: u64,
+    /// Lease length in seconds.
+    #[arg(long, default_value_t = 30)]
+    pub lease_seconds: u64,
+    /// Heartbeat interval in seconds.
+    #[arg(long, default_value_t = 5)]
+    pub heartbeat_seconds: u64,
+    /// Grace period at shutdown, in seconds.
+    #[arg(long, default_value_t = 10)]
+    pub grace_seconds: u64,
+}
+
+/// Schedule commands.
+#[derive(Debug, Subcommand)]
+pub enum ScheduleCmd {
+    /// Create or replace (by name) a schedule.
+    Add {
+        /// Its unique name.
+        name: String,
+        /// Five-field cron pattern, UTC: "minute hour day month weekday".
+        #[arg(long)]
+        cron: String,
+        /// The operation type.
+        #[arg(long = "type", value_name = "TYPE")]
+        op_type: String,
+        /// The tenant (id or name); omit for a system operation.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// The tenant's workspace, when its name is not unique.
+        #[arg(long)]
+        workspace: Option<String>,
+        /// A parameter (repeatable).
+        #[arg(long = "param", value_name = "KEY=VALUE")]
+        params: Vec<String>,
+        #[command(flatten)]
+        out: Json,
+    },
+    /// List schedules.
+    List {
+        #[command(flatten)]
+        out: Json,
+    },
+}
+
+/// `--json`.
+#[derive(Debug, Args, Clone, Copy)]
+pub struct Json {
+    /// Print exactly one JSON document on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Workspace commands.
+#[derive(Debug, Subcommand)]
+pub enum WorkspaceCmd {
+    /// Create a workspace.
+    Create {
+        /// Its unique name.
+        name: String,
+        #[command(flatten)]
+        out: Json,
+    },
+    /// List workspaces.
+    List {
+        #[command(flatten)]
+        out: Json,
+    },
+}
+
+/// Tenant commands.
+#[derive(Debug, Subcommand)]
+pub enum TenantCmd {
+    /// Add a tenant to a workspace.
+    Add {
+        /// The workspace (id or name).
+        #[arg(long)]
+        workspace: String,
+        /// The tenant's name, unique within the workspace.
+        name: String,
+        /// Where its data comes from: directory:PATH or graph:TENANT.
+        #[arg(long)]
+        provider: Option<String>,
+        #[command(flatten)]
+        out: Json,
+    },
+    /// List the tenants of a workspace.
+    List {
+        /// The workspace (id or name).
+        #[arg(long)]
+        workspace: String,
+        #[command(flatten)]
+        out: Json,
+    },
+}
+
+/// User commands.
+#[derive(Debug, Subcommand)]
+pub enum UserCmd {
+    /// Add a user; the password is read from standard input.
+    Add {
+        /// E-mail address (the login).
+        email: String,
+        /// Give access to the system plane.
+        #[arg(long)]
+        platform_operator: bool,
+        #[command(flatten)]
+        out: Json,
+    },
+}
+
+/// Membership commands.
+#[derive(Debug, Subcommand)]
+pub enum MemberCmd {
+    /// Add a member to a workspace, or change their role and tenants.
+    Add {
+        /// The workspace (id or name).
+        #[arg(long)]
+        workspace: String,
+        /// The user (id or e-mail).
+        email: String,
+        /// owner, manager, operator or readonly.
+        #[arg(long)]
+        role: String,
+        /// Entitle to this tenant only (repeatable); none: every tenant.
+        #[arg(long = "tenant")]
+        tenants: Vec<String>,
+        #[command(flatten)]
+        out: Json,
+    },
+}
+
+/// Run commands.
+#[derive(Debug, Subcommand)]
+pub enum RunCmd {
+    /// Start an operation on a tenant (or join the identical active run).
+    Start {
+        /// The operation type, e.g. inventory.sync.
+        #[arg(value_name = "TYPE")]
+        op_type: String,
+        /// The tenant (id or name).
+        #[arg(long)]
+        tenant: String,
+        /// The tenant's workspace, when its name is not unique.
+        #[arg(long)]
+        workspace: Option<String>,
+        /// A parameter (repeatable).
+        #[arg(long = "param", value_name = "KEY=VALUE")]
+        params: Vec<String>,
+        /// Start as this user (authorized, notified); without it the run is
+        /// system-initiated.
+        #[arg(long = "as", value_name = "EMAIL")]
+        as_user: Option<String>,
+        /// Follow the run to its end with a progress bar; the exit code is
+        /// its outcome: 0 succeeded, 1 failed, 2 partially succeeded,
+        /// 4 blocked, 5 cancelled.
+        #[arg(long)]
+        follow: bool,
+        #[command(flatten)]
+        out: Json,
+    },
+    /// Cancel a run: queued runs at once, running runs at their next heartbeat.
+    Cancel {
+        /// The run id.
+        run: String,
+        /// Cancel as this user (authorized, audited).
+        #[arg(long = "as", value_name = "EMAIL")]
+        as_user: Option<String>,
+        #[command(flatten)]
+        out: Json,
+    },
+}
+
+/// Runs commands.
+#[derive(Debug, Subcommand)]
+pub enum RunsCmd {
+    /// List runs, newest first.
+    List(ListArgs),
+    /// Show one run with its timeline.
+    Show {
+        /// The run id.
+        run: String,
+        #[command(flatten)]
+        out: Json,
+    },
+}
+
+/// Filters of `runs list` (the same as the API's and the web pages').
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only this workspace (id or name).
+    #[arg(long)]
+    pub workspace: Option<String>,
+    /// Only this tenant (id or name).
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// Only this operation type.
+    #[arg(long = "type", value_name = "TYPE")]
+    pub op_type: Option<String>,
+    /// Only this status bucket: queued, running, succeeded, partial, failed, cancelled.
+    #[arg(long)]
+    pub status: Option<String>,
+    /// Only this problem class: active, active_stale, needs_follow_up, reconciled, ok, cancelled.
+    #[arg(long)]
+    pub problem: Option<String>,
+    /// Created at or after (RFC 3339).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Created before (RFC 3339).
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Page size (1-500).
+    #[arg(long, default_value_t = 50)]
+    pub limit: u32,
+    /// Continue after this cursor (from a previous page).
+    #[arg(long)]
+    pub cursor: Option<String>,
+    /// List what this user may see.
+    #[arg(long = "as", value_name = "EMAIL")]
+    pub as_user: Option<String>,
+    #[command(flatten)]
+    pub out: Json,
+}

@@ -1,0 +1,644 @@
+//! Carrying out each command through the engine.
+
+use std::collections::HashMap;
+use std::io::{BufRead, IsTerminal};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use tenantatlas_domain::FieldError;
+use tenantatlas_domain::Timestamp;
+use tenantatlas_domain::access::{Role, TenantScope};
+use tenantatlas_domain::catalog::OperationType;
+use tenantatlas_domain::ids::{RunId, TenantId, UserId};
+use tenantatlas_domain::lifecycle::Outcome;
+use tenantatlas_domain::lifecycle::StatusBucket;
+use tenantatlas_domain::names::{Email, Password, ProviderSpec, TenantName, WorkspaceName};
+use tenantatlas_domain::params::RawParams;
+use tenantatlas_domain::problem::ProblemClass;
+use tenantatlas_domain::schedule::CronSpec;
+use tenantatlas_engine::node::{NodeConfig, run_node};
+use tenantatlas_engine::worker::WorkerConfig;
+use tenantatlas_engine::{CancelOutcome, Engine, EngineConfig, EngineError, Initiator, SystemClock, Viewer};
+use tenantatlas_store::model::{Actor, Cursor, RunFilter, Schedule, Tenant, User};
+use tokio_util::sync::CancellationToken;
+
+use crate::CliError;
+use crate::args::*;
+use crate::output;
+
+type Result<T> = std::result::Result<T, CliError>;
+
+async fn engine(cli: &Cli) -> Result<Engine> {
+    let store = tenantatlas_store::open(&cli.database_url)
+        .await
+        .map_err(|e| CliError::Failed(format!("cannot open the database: {e}")))?;
+    let config = EngineConfig {
+        enable_synthetic: cli.enable_synthetic,
+        ..EngineConfig::default()
+    };
+    Ok(Engine::new(store, Arc::new(SystemClock), config))
+}
+
+/// Runs the parsed command; answers the exit code.
+pub async fn run(cli: Cli) -> Result<u8> {
+    if let Command::Migrate = cli.command {
+        let store = tenantatlas_store::connect(&cli.database_url)
+            .await
+            .map_err(|e| CliError::Failed(format!("cannot open the database: {e}")))?;
+        store.migrate().await?;
+        store.close().await;
+        println!("migrations applied");
+        return Ok(0);
+    }
+    let engine = engine(&cli).await?;
+    let result = match &cli.command {
+        Command::Migrate => Ok(0),
+        Command::Workspace(c) => workspace(&engine, c).await.map(|()| 0),
+        Command::Tenant(c) => tenant(&engine, c).await.map(|()| 0),
+        Command::User(c) => user(&engine, c).await.map(|()| 0),
+        Command::Member(c) => member(&engine, c).await.map(|()| 0),
+        Command::Run(c) => run_cmd(&engine, c).await,
+        Command::Runs(c) => runs(&engine, c).await.map(|()| 0),
+        Command::Worker(a) => node(&engine, Some(worker_config(a)), false, Duration::from_secs(15))
+            .await
+            .map(|()| 0),
+        Command::Serve(a) => serve(&engine, a).await.map(|()| 0),
+        Command::Reconcile { dry_run, out } => reconcile(&engine, *dry_run, *out).await.map(|()| 0),
+        Command::Schedule(c) => schedule(&engine, c).await.map(|()| 0),
+    };
+    engine.store().close().await;
+    result
+}
+
+fn worker_config(a: &WorkerArgs) -> WorkerConfig {
+    let defaults = WorkerConfig::default();
+    WorkerConfig {
+        node: a.node.clone().unwrap_or(defaults.node),
+        concurrency: a.concurrency.max(1),
+        lease: Duration::from_secs(a.lease_seconds.max(2)),
+        heartbeat: Duration::from_secs(a.heartbeat_seconds.clamp(1, a.lease_seconds.max(2) / 2)),
+        grace: Duration::from_secs(a.grace_seconds),
+        ..defaults
+    }
+}
+
+/// Resolves when SIGTERM or ctrl-c arrives.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
+
+async fn node(engine: &Engine, worker: Option<WorkerConfig>, duties: bool, sweep: Duration) -> Result<()> {
+    let shutdown = CancellationToken::new();
+    let config = NodeConfig {
+        worker,
+        duties,
+        sweep_interval: sweep,
+        ..NodeConfig::default()
+    };
+    let task = tokio::spawn(run_node(
+        engine.clone(),
+        tenantatlas_ops::registry(),
+        config,
+        shutdown.clone(),
+    ));
+    shutdown_signal().await;
+    eprintln!("stopping: finishing in-flight runs (then releasing them)");
+    shutdown.cancel();
+    task.await
+        .map_err(|e| CliError::Failed(format!("the node task failed: {e}")))?
+        .map_err(CliError::from)?;
+    Ok(())
+}
+
+async fn serve(engine: &Engine, a: &ServeArgs) -> Result<()> {
+    let worker = (a.workers > 0).then(|| {
+        worker_config(&WorkerArgs {
+            concurrency: a.workers,
+            node: a.node.clone(),
+            lease_seconds: a.lease_seconds,
+            heartbeat_seconds: a.heartbeat_seconds,
+            grace_seconds: a.grace_seconds,
+        })
+    });
+    eprintln!(
+        "serving: workers, reconciler and scheduler (the web hub at {} arrives with the monitoring issue)",
+        a.bind
+    );
+    node(engine, worker, true, Duration::from_secs(a.sweep_seconds.max(1))).await
+}
+
+async fn reconcile(engine: &Engine, dry_run: bool, out: Json) -> Result<()> {
+    let report = engine.reconcile_sweep(dry_run).await?;
+    if out.json {
+        return output::json(&report);
+    }
+    let verb = if dry_run { "would reconcile" } else { "reconciled" };
+    println!(
+        "{verb} {} run(s){}",
+        report.reconciled.len(),
+        if report.skipped > 0 {
+            format!(", {} moved on meanwhile", report.skipped)
+        } else {
+            String::new()
+        }
+    );
+    for r in &report.reconciled {
+        println!(
+            "  {}  {}  was {} -> {}",
+            r.run_id,
+            r.op_type.as_str(),
+            r.previous_status.as_str(),
+            r.outcome.as_str()
+        );
+    }
+    Ok(())
+}
+
+async fn schedule(e: &Engine, c: &ScheduleCmd) -> Result<()> {
+    match c {
+        ScheduleCmd::Add {
+            name,
+            cron,
+            op_type,
+            tenant,
+            workspace,
+            params,
+            out,
+        } => {
+            let cron = CronSpec::parse("--cron", cron)?;
+            let op = OperationType::parse("--type", op_type)?;
+            let params = op.parse_params(RawParams::Pairs(&parse_pairs(params)?))?;
+            let tenant = match tenant {
+                Some(t) => Some(resolve_tenant(e, t, workspace.as_deref()).await?.id),
+                None => None,
+            };
+            let s = e.put_schedule(name, &cron, tenant, op, params, Actor::Cli).await?;
+            if out.json {
+                output::json(&schedule_json(&s))
+            } else {
+                println!(
+                    "Schedule {:?}: {} ({}), next at {}",
+                    s.name,
+                    s.op_type.as_str(),
+                    s.cron,
+                    s.next_fire_at
+                );
+                Ok(())
+            }
+        }
+        ScheduleCmd::List { out } => {
+            let all = e.store().list_schedules().await?;
+            if out.json {
+                output::json(&json!({ "schedules": all.iter().map(schedule_json).collect::<Vec<_>>() }))
+            } else {
+                for s in all {
+                    println!(
+                        "{}  {:<20}  {:<24}  next {}",
+                        s.name,
+                        s.cron,
+                        s.op_type.as_str(),
+                        s.next_fire_at
+                    );
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+fn schedule_json(s: &Schedule) -> serde_json::Value {
+    json!({
+        "id": s.id, "name": s.name, "cron": s.cron, "type": s.op_type, "tenant_id": s.tenant_id,
+        "params": s.params, "enabled": s.enabled, "next_fire_at": s.next_fire_at,
+        "last_fired_at": s.last_fired_at, "last_run_id": s.last_run_id,
+    })
+}
+
+/// Resolution of a name the user typed: not found is bad input.
+fn named(e: EngineError, what: &str, key: &str) -> CliError {
+    match e {
+        EngineError::NotFound(_) => CliError::Usage(format!("{what}: nothing matches {key:?}")),
+        e => e.into(),
+    }
+}
+
+async fn resolve_tenant(e: &Engine, key: &str, workspace: Option<&str>) -> Result<Tenant> {
+    let ws = match workspace {
+        Some(w) => Some(e.resolve_workspace(w).await.map_err(|x| named(x, "workspace", w))?.id),
+        None => None,
+    };
+    e.resolve_tenant(key, ws).await.map_err(|x| named(x, "tenant", key))
+}
+
+async fn resolve_as(e: &Engine, as_user: Option<&str>) -> Result<Option<User>> {
+    match as_user {
+        Some(key) => Ok(Some(e.resolve_user(key).await.map_err(|x| named(x, "--as", key))?)),
+        None => Ok(None),
+    }
+}
+
+fn parse_run_id(s: &str) -> Result<RunId> {
+    s.trim()
+        .parse()
+        .map_err(|_| CliError::Usage("run: must be a run id (a UUID)".into()))
+}
+
+async fn workspace(e: &Engine, c: &WorkspaceCmd) -> Result<()> {
+    match c {
+        WorkspaceCmd::Create { name, out } => {
+            let name = WorkspaceName::parse("name", name)?;
+            let ws = e.create_workspace(&name, Actor::Cli).await?;
+            if out.json {
+                output::json(&json!({ "id": ws.id, "name": ws.name }))
+            } else {
+                println!("Created workspace {:?} ({})", ws.name, ws.id);
+                Ok(())
+            }
+        }
+        WorkspaceCmd::List { out } => {
+            let all = e.store().list_workspaces().await?;
+            if out.json {
+                let items: Vec<_> = all.iter().map(|w| json!({ "id": w.id, "name": w.name })).collect();
+                output::json(&json!({ "workspaces": items }))
+            } else {
+                for w in all {
+                    println!("{}  {}", w.id, w.name);
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+fn tenant_json(t: &Tenant) -> serde_json::Value {
+    json!({ "id": t.id, "workspace_id": t.workspace_id, "name": t.name, "provider": t.provider })
+}
+
+async fn tenant(e: &Engine, c: &TenantCmd) -> Result<()> {
+    match c {
+        TenantCmd::Add {
+            workspace,
+            name,
+            provider,
+            out,
+        } => {
+            let name = TenantName::parse("name", name)?;
+            let provider = provider
+                .as_deref()
+                .map(|p| ProviderSpec::parse("--provider", p))
+                .transpose()?;
+            let ws = e
+                .resolve_workspace(workspace)
+                .await
+                .map_err(|x| named(x, "--workspace", workspace))?;
+            let t = e.add_tenant(ws.id, &name, provider.as_ref(), Actor::Cli).await?;
+            if out.json {
+                output::json(&tenant_json(&t))
+            } else {
+                println!("Added tenant {:?} ({}) to workspace {:?}", t.name, t.id, ws.name);
+                Ok(())
+            }
+        }
+        TenantCmd::List { workspace, out } => {
+            let ws = e
+                .resolve_workspace(workspace)
+                .await
+                .map_err(|x| named(x, "--workspace", workspace))?;
+            let all = e.store().list_tenants(ws.id).await?;
+            if out.json {
+                output::json(&json!({ "tenants": all.iter().map(tenant_json).collect::<Vec<_>>() }))
+            } else {
+                for t in all {
+                    println!("{}  {}  {}", t.id, t.name, t.provider.unwrap_or_default());
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+fn read_password() -> Result<String> {
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        return rpassword::prompt_password("Password: ")
+            .map_err(|e| CliError::Failed(format!("cannot read the password: {e}")));
+    }
+    let mut line = String::new();
+    stdin
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| CliError::Failed(format!("cannot read the password from standard input: {e}")))?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_owned())
+}
+
+async fn user(e: &Engine, c: &UserCmd) -> Result<()> {
+    match c {
+        UserCmd::Add {
+            email,
+            platform_operator,
+            out,
+        } => {
+            let email = Email::parse("email", email)?;
+            let password = Password::parse("password", &read_password()?)?;
+            let u = e.add_user(&email, &password, *platform_operator, Actor::Cli).await?;
+            if out.json {
+                output::json(&json!({ "id": u.id, "email": u.email, "platform_operator": u.platform_operator }))
+            } else {
+                let plane = if u.platform_operator {
+                    " (platform operator)"
+                } else {
+                    ""
+                };
+                println!("Added user {} ({}){plane}", u.email, u.id);
+                Ok(())
+            }
+        }
+    }
+}
+
+async fn member(e: &Engine, c: &MemberCmd) -> Result<()> {
+    match c {
+        MemberCmd::Add {
+            workspace,
+            email,
+            role,
+            tenants,
+            out,
+        } => {
+            let role = Role::parse("--role", role)?;
+            let ws = e
+                .resolve_workspace(workspace)
+                .await
+                .map_err(|x| named(x, "--workspace", workspace))?;
+            let user = e.resolve_user(email).await.map_err(|x| named(x, "user", email))?;
+            let tenants = if tenants.is_empty() {
+                None
+            } else {
+                let mut found = Vec::new();
+                for t in tenants {
+                    found.push(
+                        e.resolve_tenant(t, Some(ws.id))
+                            .await
+                            .map_err(|x| named(x, "--tenant", t))?,
+                    );
+                }
+                Some(found)
+            };
+            let m = e.put_member(&ws, &user, role, tenants, Actor::Cli).await?;
+            let scope = match &m.tenants {
+                TenantScope::All => serde_json::Value::Null,
+                TenantScope::Only(ts) => json!(ts),
+            };
+            if out.json {
+                output::json(
+                    &json!({ "workspace_id": m.workspace_id, "user_id": m.user_id, "role": m.role, "tenants": scope }),
+                )
+            } else {
+                let which = match &m.tenants {
+                    TenantScope::All => "every tenant".to_owned(),
+                    TenantScope::Only(ts) => format!("{} tenant(s)", ts.len()),
+                };
+                println!("{} is {} of {:?}, entitled to {which}", user.email, m.role, ws.name);
+                Ok(())
+            }
+        }
+    }
+}
+
+fn parse_pairs(raw: &[String]) -> Result<Vec<(String, String)>> {
+    raw.iter()
+        .map(|p| {
+            p.split_once('=')
+                .map(|(k, v)| (k.trim().to_owned(), v.to_owned()))
+                .filter(|(k, _)| !k.is_empty())
+                .ok_or_else(|| CliError::Usage(format!("--param: expected KEY=VALUE, got {p:?}")))
+        })
+        .collect()
+}
+
+async fn run_cmd(e: &Engine, c: &RunCmd) -> Result<u8> {
+    match c {
+        RunCmd::Start {
+            op_type,
+            tenant,
+            workspace,
+            params,
+            as_user,
+            follow,
+            out,
+        } => {
+            let op = OperationType::parse("TYPE", op_type)?;
+            let params = op.parse_params(RawParams::Pairs(&parse_pairs(params)?))?;
+            let who = resolve_as(e, as_user.as_deref()).await?;
+            let tenant = resolve_tenant(e, tenant, workspace.as_deref()).await?;
+            let initiator = who.as_ref().map_or(Initiator::System, |u| Initiator::User(u.id));
+            let started = e
+                .start(initiator, tenant.id, op, params)
+                .await
+                .map_err(|x| CliError::engine(x, who.is_some()))?;
+            let label = op.spec().label;
+            if !out.json {
+                if started.joined {
+                    println!(
+                        "{label} is already queued or running on {:?}: joined run {}",
+                        tenant.name, started.run.id
+                    );
+                } else {
+                    println!("{label} queued on {:?}: run {}", tenant.name, started.run.id);
+                }
+                println!("View run: {}", tenantatlas_domain::notify::run_view_url(started.run.id));
+            }
+            if !follow {
+                if out.json {
+                    output::json(&json!({ "run": e.view(&started.run), "joined": started.joined }))?;
+                }
+                return Ok(0);
+            }
+            let show = !out.json && std::io::stderr().is_terminal();
+            let run = crate::follow::follow(e, started.run.id, show).await?;
+            let outcome = run.state.outcome().unwrap_or(Outcome::Failed);
+            if out.json {
+                output::json(&json!({ "run": e.view(&run), "joined": started.joined }))?;
+            } else {
+                let view = e.view(&run);
+                println!(
+                    "{label} {} ({})",
+                    outcome.as_str().replace('_', " "),
+                    output::progress(&view.progress)
+                );
+                if let Some(code) = run.reason_code {
+                    println!("Reason: {} — {}", code.as_str(), code.info().message);
+                    println!("Next step: {}", code.info().next_step);
+                }
+            }
+            Ok(crate::follow::exit_code(outcome))
+        }
+        RunCmd::Cancel { run, as_user, out } => {
+            let id = parse_run_id(run)?;
+            let who = resolve_as(e, as_user.as_deref()).await?;
+            let initiator = who.as_ref().map_or(Initiator::System, |u| Initiator::User(u.id));
+            let outcome = e
+                .cancel(initiator, id)
+                .await
+                .map_err(|x| CliError::engine(x, who.is_some()))?;
+            let (run, text) = match outcome {
+                CancelOutcome::Cancelled(r) => (r, "Cancelled run".to_owned()),
+                CancelOutcome::Requested(r) => (
+                    r,
+                    "Cancel requested; the worker stops at its next heartbeat: run".to_owned(),
+                ),
+                CancelOutcome::AlreadyCompleted(r) => (r, "Already completed, nothing to cancel: run".to_owned()),
+            };
+            if out.json {
+                output::json(&e.view(&run))?;
+            } else {
+                println!("{text} {}", run.id);
+            }
+            Ok(0)
+        }
+    }
+}
+
+async fn tenant_names(e: &Engine, ids: impl Iterator<Item = TenantId>) -> Result<HashMap<TenantId, String>> {
+    let mut names = HashMap::new();
+    for id in ids {
+        if let std::collections::hash_map::Entry::Vacant(slot) = names.entry(id)
+            && let Some(t) = e.store().get_tenant(id).await?
+        {
+            slot.insert(t.name);
+        }
+    }
+    Ok(names)
+}
+
+async fn runs(e: &Engine, c: &RunsCmd) -> Result<()> {
+    match c {
+        RunsCmd::List(a) => list(e, a).await,
+        RunsCmd::Show { run, out } => {
+            let id = parse_run_id(run)?;
+            let detail = e.run_detail(Viewer::Everything, id).await.map_err(|x| match x {
+                EngineError::NotFound(_) => CliError::Failed(format!("run {id} not found")),
+                x => x.into(),
+            })?;
+            let view = e.view(&detail.run);
+            if out.json {
+                let timeline: Vec<_> = detail
+                    .events
+                    .iter()
+                    .map(|ev| json!({ "at": ev.at, "kind": ev.kind, "actor": ev.actor_id, "attempt": ev.attempt, "detail": ev.detail }))
+                    .collect();
+                let mut doc = serde_json::to_value(&view).map_err(|x| CliError::Failed(x.to_string()))?;
+                doc["timeline"] = json!(timeline);
+                output::json(&doc)
+            } else {
+                let mut emails: HashMap<UserId, String> = HashMap::new();
+                for u in detail
+                    .events
+                    .iter()
+                    .filter_map(|ev| ev.actor_id)
+                    .chain(detail.run.initiator)
+                {
+                    if let std::collections::hash_map::Entry::Vacant(slot) = emails.entry(u)
+                        && let Some(user) = e.store().find_user(&u.to_string()).await?
+                    {
+                        slot.insert(user.email);
+                    }
+                }
+                let tenant = match detail.run.tenant_id {
+                    Some(t) => e.store().get_tenant(t).await?.map(|t| t.name),
+                    None => None,
+                };
+                print!(
+                    "{}",
+                    output::run_detail(&view, tenant.as_deref(), &detail.events, &emails)
+                );
+                Ok(())
+            }
+        }
+    }
+}
+
+async fn list(e: &Engine, a: &ListArgs) -> Result<()> {
+    if a.limit == 0 || a.limit > 500 {
+        return Err(FieldError::new("--limit", "must be between 1 and 500").into());
+    }
+    let workspace = match &a.workspace {
+        Some(w) => Some(e.resolve_workspace(w).await.map_err(|x| named(x, "--workspace", w))?.id),
+        None => None,
+    };
+    let tenant = match &a.tenant {
+        Some(t) => Some(
+            e.resolve_tenant(t, workspace)
+                .await
+                .map_err(|x| named(x, "--tenant", t))?
+                .id,
+        ),
+        None => None,
+    };
+    let filter = RunFilter {
+        workspace,
+        tenant,
+        op_type: a
+            .op_type
+            .as_deref()
+            .map(|t| OperationType::parse("--type", t))
+            .transpose()?,
+        bucket: a
+            .status
+            .as_deref()
+            .map(|s| StatusBucket::parse("--status", s))
+            .transpose()?,
+        problem: a
+            .problem
+            .as_deref()
+            .map(|p| ProblemClass::parse("--problem", p))
+            .transpose()?,
+        since: a
+            .since
+            .as_deref()
+            .map(|s| Timestamp::parse_rfc3339("--since", s))
+            .transpose()?,
+        until: a
+            .until
+            .as_deref()
+            .map(|s| Timestamp::parse_rfc3339("--until", s))
+            .transpose()?,
+        parent: None,
+    };
+    let cursor = a.cursor.as_deref().map(|c| Cursor::decode("--cursor", c)).transpose()?;
+    let viewer = match resolve_as(e, a.as_user.as_deref()).await? {
+        Some(u) => Viewer::User(u.id),
+        None => Viewer::Everything,
+    };
+    let page = e.list_runs(viewer, filter, a.limit, cursor).await?;
+    let views: Vec<_> = page.runs.iter().map(|r| e.view(r)).collect();
+    let next = page.next_cursor.map(|c| c.encode());
+    if a.out.json {
+        output::json(&json!({ "runs": views, "next_cursor": next }))
+    } else {
+        let names = tenant_names(e, page.runs.iter().filter_map(|r| r.tenant_id)).await?;
+        print!("{}", output::runs_table(&views, &names));
+        if let Some(c) = next {
+            println!("(more: --cursor {c})");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,468 @@
+//! The command line as users and scripts see it (CONTRACT.md).
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+use crate::{Db, both};
+
+fn seed(db: &Db) -> (Value, Value) {
+    let ws = db.json(&["workspace", "create", "Contoso MSP", "--json"]);
+    assert_eq!(ws.as_object().unwrap().keys().collect::<Vec<_>>(), ["id", "name"]);
+    let tenant = db.json(&[
+        "tenant",
+        "add",
+        "--workspace",
+        "contoso msp",
+        "Tenant A",
+        "--provider",
+        "directory:/srv/a",
+        "--json",
+    ]);
+    db.add_user("operator@contoso.test", "operator password 1", &[]);
+    db.add_user("readonly@contoso.test", "readonly password 1", &[]);
+    db.ok(&[
+        "member",
+        "add",
+        "--workspace",
+        "Contoso MSP",
+        "operator@contoso.test",
+        "--role",
+        "operator",
+    ]);
+    db.ok(&[
+        "member",
+        "add",
+        "--workspace",
+        "Contoso MSP",
+        "readonly@contoso.test",
+        "--role",
+        "readonly",
+        "--tenant",
+        "Tenant A",
+    ]);
+    (ws, tenant)
+}
+
+#[test]
+fn migrate_and_admin_verbs() {
+    both(|db| {
+        assert_eq!(db.ok(&["migrate"]).trim(), "migrations applied");
+        assert_eq!(db.ok(&["migrate"]).trim(), "migrations applied", "idempotent");
+        let (ws, tenant) = seed(db);
+        assert_eq!(ws["name"], "Contoso MSP");
+        assert_eq!(tenant["workspace_id"], ws["id"]);
+        assert_eq!(tenant["provider"], "directory:/srv/a");
+        let u = db.add_user("Root@Contoso.test", "platform password", &["--platform-operator"]);
+        assert_eq!(u["email"], "root@contoso.test");
+        assert_eq!(u["platform_operator"], true);
+        // bad input: exit 2, one line naming the field
+        assert!(
+            db.fails(&["workspace", "create", "contoso msp"], 1)
+                .contains("already exists")
+        );
+        assert!(
+            db.fails(&["tenant", "add", "--workspace", "nope", "X"], 2)
+                .contains("--workspace")
+        );
+        assert!(
+            db.fails(
+                &[
+                    "tenant",
+                    "add",
+                    "--workspace",
+                    "Contoso MSP",
+                    "X",
+                    "--provider",
+                    "ftp:x"
+                ],
+                2
+            )
+            .contains("--provider")
+        );
+        let short = db
+            .cmd(&["user", "add", "x@contoso.test"])
+            .write_stdin("short\n")
+            .output()
+            .unwrap();
+        assert_eq!(short.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&short.stderr).contains("password: must be at least 12 characters"));
+        assert!(
+            db.fails(
+                &[
+                    "member",
+                    "add",
+                    "--workspace",
+                    "Contoso MSP",
+                    "operator@contoso.test",
+                    "--role",
+                    "admin"
+                ],
+                2
+            )
+            .contains("--role")
+        );
+        let m = db.json(&[
+            "member",
+            "add",
+            "--workspace",
+            "Contoso MSP",
+            "operator@contoso.test",
+            "--role",
+            "manager",
+            "--tenant",
+            "Tenant A",
+            "--json",
+        ]);
+        assert_eq!(m["role"], "manager");
+        assert_eq!(m["tenants"], serde_json::json!([tenant["id"]]));
+    });
+}
+
+#[test]
+fn run_start_shapes_dedupe_and_refusals() {
+    both(|db| {
+        let (_, tenant) = seed(db);
+        let first = db.json(&[
+            "run",
+            "start",
+            "inventory.sync",
+            "--tenant",
+            "Tenant A",
+            "--as",
+            "operator@contoso.test",
+            "--json",
+        ]);
+        assert_eq!(first.as_object().unwrap().keys().collect::<Vec<_>>(), ["run", "joined"]);
+        assert_eq!(first["joined"], false);
+        let run = &first["run"];
+        for key in [
+            "id",
+            "workspace_id",
+            "tenant_id",
+            "type",
+            "status",
+            "outcome",
+            "bucket",
+            "problem_class",
+            "initiator",
+            "progress",
+            "summary_counts",
+            "failures",
+            "reason_code",
+            "created_at",
+            "started_at",
+            "completed_at",
+            "parent_id",
+        ] {
+            assert!(run.get(key).is_some(), "run JSON lacks {key}: {run}");
+        }
+        assert_eq!(run["type"], "inventory.sync");
+        assert_eq!(
+            (
+                run["status"].as_str(),
+                run["bucket"].as_str(),
+                run["problem_class"].as_str()
+            ),
+            (Some("queued"), Some("queued"), Some("active"))
+        );
+        assert_eq!(run["tenant_id"], tenant["id"]);
+        assert_eq!(run["outcome"], Value::Null);
+        assert_eq!(run["progress"]["mode"], "indeterminate");
+        // the system joins the same active run
+        let again = db.json(&[
+            "run",
+            "start",
+            "inventory.sync",
+            "--tenant",
+            tenant["id"].as_str().unwrap(),
+            "--json",
+        ]);
+        assert_eq!(again["joined"], true);
+        assert_eq!(again["run"]["id"], run["id"]);
+        // refused: exit 3, nothing created
+        let before = db.run_count();
+        assert!(
+            db.fails(
+                &[
+                    "run",
+                    "start",
+                    "inventory.sync",
+                    "--tenant",
+                    "Tenant A",
+                    "--as",
+                    "readonly@contoso.test",
+                    "--param",
+                    "scope=apps"
+                ],
+                3
+            )
+            .contains("refused")
+        );
+        assert!(
+            db.fails(&["run", "start", "synthetic", "--tenant", "Tenant A"], 3)
+                .contains("TENANTATLAS_ENABLE_SYNTHETIC")
+        );
+        assert!(
+            db.fails(&["run", "start", "telemetry.prune", "--tenant", "Tenant A"], 3)
+                .contains("system operation")
+        );
+        assert_eq!(db.run_count(), before, "refused starts create nothing");
+        // bad input: exit 2 naming the field
+        assert!(
+            db.fails(&["run", "start", "inventory.sink", "--tenant", "Tenant A"], 2)
+                .contains("TYPE: unknown operation type")
+        );
+        assert!(
+            db.fails(
+                &[
+                    "run",
+                    "start",
+                    "inventory.sync",
+                    "--tenant",
+                    "Tenant A",
+                    "--param",
+                    "scope=everything"
+                ],
+                2
+            )
+            .contains("params.scope")
+        );
+        assert!(
+            db.fails(
+                &[
+                    "run",
+                    "start",
+                    "inventory.sync",
+                    "--tenant",
+                    "Tenant A",
+                    "--param",
+                    "noequals"
+                ],
+                2
+            )
+            .contains("--param")
+        );
+        assert!(
+            db.fails(&["run", "start", "inventory.sync", "--tenant", "Nope"], 2)
+                .contains("tenant")
+        );
+        assert!(
+            db.fails(
+                &[
+                    "run",
+                    "start",
+                    "inventory.sync",
+                    "--tenant",
+                    "Tenant A",
+                    "--as",
+                    "ghost@contoso.test"
+                ],
+                2
+            )
+            .contains("--as")
+        );
+        // synthetic when enabled, by flag or environment
+        let syn = db.json(&[
+            "--enable-synthetic",
+            "run",
+            "start",
+            "synthetic",
+            "--tenant",
+            "Tenant A",
+            "--param",
+            "units=3",
+            "--json",
+        ]);
+        assert_eq!(
+            syn["run"]["params"],
+            serde_json::json!({"units": 3, "unit_ms": 0, "duration_ms": 0})
+        );
+        let out = db
+            .cmd(&["run", "start", "synthetic", "--tenant", "Tenant A", "--json"])
+            .env("TENANTATLAS_ENABLE_SYNTHETIC", "1")
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        assert_eq!(db.run_count(), before + 2);
+    });
+}
+
+#[test]
+fn runs_list_show_and_cancel() {
+    both(|db| {
+        seed(db);
+        let mut ids = Vec::new();
+        for i in 0..5 {
+            let r = db.json(&[
+                "--enable-synthetic",
+                "run",
+                "start",
+                "synthetic",
+                "--tenant",
+                "Tenant A",
+                "--param",
+                &format!("key=k{i}"),
+                "--json",
+            ]);
+            ids.push(r["run"]["id"].as_str().unwrap().to_owned());
+        }
+        db.json(&["run", "start", "policy.export", "--tenant", "Tenant A", "--json"]);
+        // filters and pages
+        let page = db.json(&["runs", "list", "--type", "synthetic", "--limit", "2", "--json"]);
+        assert_eq!(
+            page.as_object().unwrap().keys().collect::<Vec<_>>(),
+            ["runs", "next_cursor"]
+        );
+        assert_eq!(page["runs"].as_array().unwrap().len(), 2);
+        let mut seen: Vec<String> = page["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_str().unwrap().to_owned())
+            .collect();
+        let mut cursor = page["next_cursor"].as_str().unwrap().to_owned();
+        loop {
+            let next = db.json(&[
+                "runs",
+                "list",
+                "--type",
+                "synthetic",
+                "--limit",
+                "2",
+                "--cursor",
+                &cursor,
+                "--json",
+            ]);
+            seen.extend(
+                next["runs"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|r| r["id"].as_str().unwrap().to_owned()),
+            );
+            match next["next_cursor"].as_str() {
+                Some(c) => cursor = c.to_owned(),
+                None => break,
+            }
+        }
+        let mut want = ids.clone();
+        want.reverse();
+        assert_eq!(seen, want, "every synthetic run once, newest first");
+        assert_eq!(
+            db.json(&[
+                "runs",
+                "list",
+                "--status",
+                "queued",
+                "--problem",
+                "active",
+                "--tenant",
+                "Tenant A",
+                "--workspace",
+                "Contoso MSP",
+                "--json"
+            ])["runs"]
+                .as_array()
+                .unwrap()
+                .len(),
+            6
+        );
+        assert_eq!(
+            db.json(&["runs", "list", "--status", "cancelled", "--json"])["runs"]
+                .as_array()
+                .unwrap()
+                .len(),
+            0
+        );
+        assert_eq!(
+            db.json(&["runs", "list", "--since", "2100-01-01T00:00:00Z", "--json"])["runs"]
+                .as_array()
+                .unwrap()
+                .len(),
+            0
+        );
+        assert!(db.fails(&["runs", "list", "--status", "done"], 2).contains("--status"));
+        assert!(db.fails(&["runs", "list", "--problem", "bad"], 2).contains("--problem"));
+        assert!(
+            db.fails(&["runs", "list", "--since", "yesterday"], 2)
+                .contains("--since")
+        );
+        assert!(
+            db.fails(&["runs", "list", "--cursor", "garbage"], 2)
+                .contains("--cursor")
+        );
+        assert!(db.fails(&["runs", "list", "--limit", "0"], 2).contains("--limit"));
+        // a readonly member scoped to Tenant A sees its runs; listing is scoped
+        assert_eq!(
+            db.json(&["runs", "list", "--as", "readonly@contoso.test", "--json"])["runs"]
+                .as_array()
+                .unwrap()
+                .len(),
+            6
+        );
+        // cancel: refused for readonly (exit 3, unchanged), then done as operator
+        assert!(
+            db.fails(&["run", "cancel", &ids[0], "--as", "readonly@contoso.test"], 3)
+                .contains("refused")
+        );
+        let cancelled = db.json(&["run", "cancel", &ids[0], "--as", "operator@contoso.test", "--json"]);
+        assert_eq!(
+            (
+                cancelled["outcome"].as_str(),
+                cancelled["bucket"].as_str(),
+                cancelled["reason_code"].as_str()
+            ),
+            (Some("cancelled"), Some("cancelled"), Some("run.cancelled"))
+        );
+        assert!(db.ok(&["run", "cancel", &ids[0]]).contains("Already completed"));
+        // show: the run plus its timeline
+        let shown = db.json(&["runs", "show", &ids[0], "--json"]);
+        assert_eq!(shown["id"].as_str(), Some(ids[0].as_str()));
+        let kinds: Vec<_> = shown["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["kind"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(kinds, ["created", "completed"]);
+        let human = db.ok(&["runs", "show", &ids[0]]);
+        assert!(
+            human.contains("Timeline:") && human.contains("completed by operator@contoso.test"),
+            "{human}"
+        );
+        assert!(db.fails(&["runs", "show", "not-a-uuid"], 2).contains("run"));
+        assert!(
+            db.fails(&["runs", "show", &uuid::Uuid::now_v7().to_string()], 1)
+                .contains("not found")
+        );
+        let table = db.ok(&["runs", "list"]);
+        assert!(
+            table.starts_with("ID") && table.contains("policy.export") && table.contains("Tenant A"),
+            "{table}"
+        );
+    });
+}
+
+#[test]
+fn the_default_database_is_a_file_in_the_working_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = Command::cargo_bin("tenantatlas").unwrap();
+    c.current_dir(dir.path())
+        .env_remove("TENANTATLAS_DATABASE_URL")
+        .args(["workspace", "create", "W", "--json"]);
+    let out = c.output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(dir.path().join("tenantatlas.db").exists());
+    let bad = Command::cargo_bin("tenantatlas")
+        .unwrap()
+        .env("TENANTATLAS_DATABASE_URL", "mysql://u:secretpw@h/db")
+        .args(["migrate"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("unsupported database URL") && !err.contains("secretpw"),
+        "{err}"
+    );
+}

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Runs the whole test suite, setting up what it needs first.
+#
+# PostgreSQL: when it is installed but down, it is started; when it answers,
+# the PostgreSQL half of the suite runs too (TENANTATLAS_TEST_POSTGRES_URL).
+# Without it the suite runs on SQLite alone and says so.
+# TENANTATLAS_REQUIRE_POSTGRES=1 turns "no PostgreSQL" into a failure (CI).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+pg_url="${TENANTATLAS_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+
+pg_up() {
+    command -v psql >/dev/null 2>&1 && psql "$pg_url" -qAtc 'SELECT 1' >/dev/null 2>&1
+}
+
+if ! pg_up && command -v pg_ctlcluster >/dev/null 2>&1 && [ -d /etc/postgresql ]; then
+    version="$(ls /etc/postgresql | sort -V | tail -n 1)"
+    echo "starting PostgreSQL ${version}"
+    pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+    for _ in $(seq 1 30); do
+        pg_up && break
+        sleep 1
+    done
+fi
+
+if pg_up; then
+    export TENANTATLAS_TEST_POSTGRES_URL="$pg_url"
+    echo "PostgreSQL answers: the suite runs on SQLite and PostgreSQL"
+elif [ "${TENANTATLAS_REQUIRE_POSTGRES:-0}" = 1 ]; then
+    echo "error: PostgreSQL is required (TENANTATLAS_REQUIRE_POSTGRES=1) but does not answer" >&2
+    exit 1
+else
+    unset TENANTATLAS_TEST_POSTGRES_URL
+    echo "PostgreSQL does not answer: the suite runs on SQLite only"
+fi
+
+cargo test --workspace --locked

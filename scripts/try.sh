@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# A first session on the embedded default (an SQLite file): builds the
+# binary, then creates a workspace, a tenant, a user and a run, and shows it.
+# Run from anywhere; the database is ./tenantatlas.db in the working
+# directory unless TENANTATLAS_DATABASE_URL says otherwise.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cargo build --release --locked --manifest-path "$root/Cargo.toml" -p tenantatlas
+ta() { "$root/target/release/tenantatlas" "$@"; }
+
+ta workspace create "Contoso MSP" 2>/dev/null || echo "(workspace exists)"
+ta tenant add --workspace "Contoso MSP" "Contoso Prod" --provider "directory:./tenants/contoso" 2>/dev/null || echo "(tenant exists)"
+echo "correct horse battery staple" | ta user add ops@contoso.example 2>/dev/null || echo "(user exists)"
+ta member add --workspace "Contoso MSP" ops@contoso.example --role operator
+ta run start inventory.sync --tenant "Contoso Prod" --as ops@contoso.example
+ta runs list --tenant "Contoso Prod"
+id="$(ta runs list --tenant "Contoso Prod" --limit 1 --json | sed -n 's/.*"id": "\([0-9a-f-]*\)".*/\1/p' | head -n 1)"
+ta runs show "$id"
