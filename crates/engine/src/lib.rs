@@ -14,6 +14,7 @@
 //! | [`password`]  | Argon2id hashing                                                 |
 //! | [`clock`]     | injected time                                                    |
 
+pub mod auth;
 mod batcher;
 pub mod clock;
 mod directory;
@@ -37,6 +38,7 @@ use tenantatlas_domain::run::Run;
 use tenantatlas_domain::view::RunView;
 use tenantatlas_store::Store;
 
+pub use auth::SessionPolicy;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{EngineError, Result};
 pub use lifecycle::{CancelOutcome, Completion};

@@ -332,6 +332,33 @@ impl Engine {
         .await
     }
 
+    /// Reconciles an active run now, whatever its lease says (system-plane
+    /// triage by a platform operator, who the caller audits): completed as
+    /// failed with `run.stale_reconciled` and its lineage.
+    pub async fn reconcile_now(&self, id: RunId, operator: UserId) -> Result<Completion> {
+        let last_heartbeat_at = self.fetch(id).await?.heartbeat_at;
+        self.transition(
+            id,
+            None,
+            false,
+            LifecycleEvent::Complete(Outcome::Failed),
+            Actor::User(operator),
+            |fresh, _| fresh.state.status() != RunStatus::Completed,
+            |fresh, now| TransitionDetail::Complete {
+                reason_code: Some(ReasonCode::RunStaleReconciled),
+                failures: vec![Failure::from_code(ReasonCode::RunStaleReconciled)],
+                reconciliation: Some(Reconciliation {
+                    previous_status: fresh.state.status(),
+                    last_heartbeat_at: fresh.heartbeat_at.or(last_heartbeat_at),
+                    reconciled_at: now,
+                }),
+                plan_total: None,
+            },
+            None,
+        )
+        .await
+    }
+
     /// Cancels a run on behalf of `who` (users need `runs.cancel` on its
     /// tenant). Queued runs are cancelled at once; running runs are asked to
     /// stop and their worker completes them.

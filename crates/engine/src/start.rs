@@ -98,6 +98,35 @@ impl Engine {
             .ok_or(EngineError::NotFound("tenant"))
     }
 
+    /// The admin-plane decision for `user` on `tenant` (law 10): not a
+    /// member or not entitled → not found; otherwise the tenant, the
+    /// membership, and whether the role holds `capability` (forbidden
+    /// when it does not).
+    pub async fn tenant_for(
+        &self,
+        user: UserId,
+        tenant: TenantId,
+        capability: tenantatlas_domain::access::Capability,
+    ) -> Result<(Tenant, Membership)> {
+        let (t, m) = self.access(Initiator::User(user), tenant).await?;
+        authorize_tenant(m.as_ref(), t.workspace_id, t.id, capability).map_err(|d| EngineError::denied(d, "tenant"))?;
+        let m = m.ok_or(EngineError::NotFound("tenant"))?;
+        Ok((t, m))
+    }
+
+    /// The operation types `membership` may start on `tenant` (start
+    /// buttons are shown for these only).
+    pub fn startable_types(&self, tenant: &Tenant, membership: &Membership) -> Vec<OperationType> {
+        OperationType::ALL
+            .iter()
+            .copied()
+            .filter(|op| {
+                self.authorize_start(Initiator::User(membership.user_id), tenant, Some(membership), *op)
+                    .is_ok()
+            })
+            .collect()
+    }
+
     /// Starts `op` on `tenant` for `who`, or joins the identical active run.
     /// Concurrent starts share commits (group commit).
     pub async fn start(&self, who: Initiator, tenant: TenantId, op: OperationType, params: Params) -> Result<Started> {

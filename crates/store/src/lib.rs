@@ -231,6 +231,35 @@ pub trait Backend: Send + Sync + 'static {
     async fn unread_count(&self, user: UserId) -> Result<u64>;
     /// Marks one read; `false` when it is not the user's.
     async fn mark_read(&self, user: UserId, id: NotificationId, now: Timestamp) -> Result<bool>;
+
+    /// Figures for `/metrics`.
+    async fn metrics(&self, now: Timestamp) -> Result<MetricsSnapshot>;
+
+    // --- sessions and API tokens (only hashes are stored) ---
+
+    /// Opens a session.
+    async fn create_session(&self, id_hash: &str, user: UserId, now: Timestamp) -> Result<()>;
+    /// A session with its user.
+    async fn find_session(&self, id_hash: &str) -> Result<Option<SessionRecord>>;
+    /// Records that a session served a request.
+    async fn touch_session(&self, id_hash: &str, now: Timestamp) -> Result<()>;
+    /// Ends a session.
+    async fn delete_session(&self, id_hash: &str) -> Result<()>;
+    /// Sets a user's password hash; ends every session of theirs.
+    async fn set_password(&self, user: UserId, password_hash: &str, actor: Actor, now: Timestamp) -> Result<()>;
+    /// Disables a user; ends every session of theirs.
+    async fn disable_user(&self, user: UserId, actor: Actor, now: Timestamp) -> Result<()>;
+    /// Stores a new API token.
+    async fn create_api_token(
+        &self,
+        id_hash: &str,
+        user: UserId,
+        name: &str,
+        actor: Actor,
+        now: Timestamp,
+    ) -> Result<()>;
+    /// An API token with its user.
+    async fn find_api_token(&self, id_hash: &str) -> Result<Option<TokenRecord>>;
 }
 
 /// Holding a singleton duty. Dropping it gives the duty up.

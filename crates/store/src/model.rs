@@ -602,3 +602,55 @@ pub enum Signal {
     /// an empty list means "possibly any".
     RunsChanged(Vec<Option<TenantId>>),
 }
+
+/// A server-side login session. The session id is never stored: `id_hash`
+/// is the SHA-256 (hex) of the random value in the client's cookie.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionRecord {
+    /// SHA-256 of the session id.
+    pub id_hash: String,
+    /// Whose session.
+    pub user: User,
+    /// When it was opened (the absolute timeout counts from here).
+    pub created_at: Timestamp,
+    /// The last request it served (the inactivity timeout counts from here).
+    pub last_seen_at: Timestamp,
+}
+
+/// An API token. Only its SHA-256 (hex) is stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenRecord {
+    /// The token's name, for its owner.
+    pub name: String,
+    /// Whose token.
+    pub user: User,
+    /// When it was created.
+    pub created_at: Timestamp,
+}
+
+/// Figures for `/metrics`, read from the database (so every node reports
+/// the same truth).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MetricsSnapshot {
+    /// Runs per (type, status, outcome, reconciled).
+    pub runs: Vec<MetricsGroup>,
+    /// Queued runs that are due now.
+    pub queue_depth: u64,
+    /// Start-to-claim latency of the runs running now (up to 1,000).
+    pub claim_latencies: Vec<std::time::Duration>,
+}
+
+/// One group of [`MetricsSnapshot::runs`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MetricsGroup {
+    /// Type (its stable name).
+    pub op_type: String,
+    /// Status.
+    pub status: String,
+    /// Outcome, when completed.
+    pub outcome: Option<String>,
+    /// Whether the reconciler completed them.
+    pub reconciled: bool,
+    /// How many.
+    pub count: u64,
+}

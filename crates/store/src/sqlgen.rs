@@ -267,6 +267,19 @@ pub(crate) fn count_problems(q: &CountQuery) -> Sql {
     sql
 }
 
+/// Runs per type, status, outcome and whether reconciled.
+pub(crate) const METRICS_GROUPS: &str = "SELECT type, status, outcome, \
+    CASE WHEN reconciled_at IS NULL THEN 0 ELSE 1 END AS reconciled, COUNT(*) AS n \
+    FROM operation_runs GROUP BY type, status, outcome, CASE WHEN reconciled_at IS NULL THEN 0 ELSE 1 END";
+
+/// Queued runs due now.
+pub(crate) const METRICS_QUEUE_DEPTH: &str =
+    "SELECT COUNT(*) FROM operation_runs WHERE active AND status = 'queued' AND available_at <= $1";
+
+/// When the running runs became due and were claimed.
+pub(crate) const METRICS_CLAIMS: &str =
+    "SELECT available_at, claimed_at FROM operation_runs WHERE active AND status = 'running' LIMIT 1000";
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,6 +8,7 @@
 //! batches take unique-index locks in one order; a deadlock that still
 //! happens is retried.
 
+mod auth;
 mod directory;
 mod lifecycle;
 mod runs;
@@ -578,5 +579,74 @@ impl Backend for PgStore {
                 .execute(&self.pool)
                 .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn metrics(&self, now: Timestamp) -> Result<MetricsSnapshot> {
+        let groups = sqlx::query(crate::sqlgen::METRICS_GROUPS)
+            .fetch_all(self.pool())
+            .await?;
+        let mut out = MetricsSnapshot::default();
+        for r in &groups {
+            out.runs.push(MetricsGroup {
+                op_type: r.text("type")?,
+                status: r.text("status")?,
+                outcome: r.opt_text("outcome")?,
+                reconciled: r.int("reconciled")? != 0,
+                count: u64::try_from(r.int("n")?).unwrap_or(0),
+            });
+        }
+        let depth: i64 = sqlx::query_scalar(crate::sqlgen::METRICS_QUEUE_DEPTH)
+            .bind(now.to_datetime())
+            .fetch_one(self.pool())
+            .await?;
+        out.queue_depth = u64::try_from(depth).unwrap_or(0);
+        for r in sqlx::query(crate::sqlgen::METRICS_CLAIMS)
+            .fetch_all(self.pool())
+            .await?
+        {
+            if let (Some(claimed), Some(available)) = (r.opt_ts("claimed_at")?, r.opt_ts("available_at")?) {
+                out.claim_latencies.push(claimed.since(available));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn create_session(&self, id_hash: &str, user: UserId, now: Timestamp) -> Result<()> {
+        auth::create_session(self, id_hash, user, now).await
+    }
+
+    async fn find_session(&self, id_hash: &str) -> Result<Option<SessionRecord>> {
+        auth::find_session(self, id_hash).await
+    }
+
+    async fn touch_session(&self, id_hash: &str, now: Timestamp) -> Result<()> {
+        auth::touch_session(self, id_hash, now).await
+    }
+
+    async fn delete_session(&self, id_hash: &str) -> Result<()> {
+        auth::delete_session(self, id_hash).await
+    }
+
+    async fn set_password(&self, user: UserId, password_hash: &str, actor: Actor, now: Timestamp) -> Result<()> {
+        auth::set_password(self, user, password_hash, actor, now).await
+    }
+
+    async fn disable_user(&self, user: UserId, actor: Actor, now: Timestamp) -> Result<()> {
+        auth::disable_user(self, user, actor, now).await
+    }
+
+    async fn create_api_token(
+        &self,
+        id_hash: &str,
+        user: UserId,
+        name: &str,
+        actor: Actor,
+        now: Timestamp,
+    ) -> Result<()> {
+        auth::create_api_token(self, id_hash, user, name, actor, now).await
+    }
+
+    async fn find_api_token(&self, id_hash: &str) -> Result<Option<TokenRecord>> {
+        auth::find_api_token(self, id_hash).await
     }
 }

@@ -11,12 +11,14 @@
 //! transaction survives a process crash; an operating-system crash may lose
 //! the last few commits, never consistency.
 
+mod auth;
 mod directory;
 mod lifecycle;
 mod runs;
 mod schedules;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tenantatlas_domain::catalog::OperationType;
@@ -47,6 +49,51 @@ pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
     signals: tokio::sync::broadcast::Sender<Signal>,
+    _watcher: Arc<AbortOnDrop>,
+}
+
+/// How often a process looks for commits made by other processes on the
+/// same file (a `worker` beside a `serve`, the command line): SQLite has no
+/// notifications between processes, but `PRAGMA data_version` changes when
+/// another connection commits.
+pub const OTHER_PROCESS_POLL: Duration = Duration::from_millis(100);
+
+/// Stops the watcher when the last clone of the store goes.
+#[derive(Debug)]
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Turns other processes' commits into wake-ups and change events. It asks
+/// the writer connection, which sees every commit but its own — and this
+/// process's own commits are signalled where they are made.
+fn watch_other_processes(writer: SqlitePool, signals: tokio::sync::broadcast::Sender<Signal>) -> AbortOnDrop {
+    AbortOnDrop(tokio::spawn(async move {
+        let mut last: Option<i64> = None;
+        let mut tick = tokio::time::interval(OTHER_PROCESS_POLL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            tick.tick().await;
+            if writer.is_closed() {
+                return;
+            }
+            let Ok(v) = sqlx::query_scalar::<_, i64>("PRAGMA data_version")
+                .fetch_one(&writer)
+                .await
+            else {
+                continue;
+            };
+            if last.is_some_and(|l| l != v) {
+                let _ = signals.send(Signal::Wake);
+                let _ = signals.send(Signal::RunsChanged(Vec::new()));
+            }
+            last = Some(v);
+        }
+    }))
 }
 
 pub(crate) type Tx = Transaction<'static, Sqlite>;
@@ -138,14 +185,17 @@ impl SqliteStore {
             .connect_with(opts.read_only(true))
             .await?;
         let (signals, _) = tokio::sync::broadcast::channel(1024);
+        let watcher = watch_other_processes(writer.clone(), signals.clone());
         Ok(Self {
             writer,
             reader,
             signals,
+            _watcher: Arc::new(watcher),
         })
     }
 
-    /// Tells this process's listeners (one node: no one else to tell).
+    /// Tells this process's listeners (other processes on the same file
+    /// notice the commit through [`OTHER_PROCESS_POLL`]).
     pub(crate) fn emit(&self, s: Signal) {
         let _ = self.signals.send(s);
     }
@@ -507,5 +557,74 @@ impl Backend for SqliteStore {
                 .await?;
         tx.commit().await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn metrics(&self, now: Timestamp) -> Result<MetricsSnapshot> {
+        let groups = sqlx::query(crate::sqlgen::METRICS_GROUPS)
+            .fetch_all(&self.reader)
+            .await?;
+        let mut out = MetricsSnapshot::default();
+        for r in &groups {
+            out.runs.push(MetricsGroup {
+                op_type: r.text("type")?,
+                status: r.text("status")?,
+                outcome: r.opt_text("outcome")?,
+                reconciled: r.int("reconciled")? != 0,
+                count: u64::try_from(r.int("n")?).unwrap_or(0),
+            });
+        }
+        let depth: i64 = sqlx::query_scalar(crate::sqlgen::METRICS_QUEUE_DEPTH)
+            .bind(now.unix_micros())
+            .fetch_one(&self.reader)
+            .await?;
+        out.queue_depth = u64::try_from(depth).unwrap_or(0);
+        for r in sqlx::query(crate::sqlgen::METRICS_CLAIMS)
+            .fetch_all(&self.reader)
+            .await?
+        {
+            if let (Some(claimed), Some(available)) = (r.opt_ts("claimed_at")?, r.opt_ts("available_at")?) {
+                out.claim_latencies.push(claimed.since(available));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn create_session(&self, id_hash: &str, user: UserId, now: Timestamp) -> Result<()> {
+        auth::create_session(self, id_hash, user, now).await
+    }
+
+    async fn find_session(&self, id_hash: &str) -> Result<Option<SessionRecord>> {
+        auth::find_session(self, id_hash).await
+    }
+
+    async fn touch_session(&self, id_hash: &str, now: Timestamp) -> Result<()> {
+        auth::touch_session(self, id_hash, now).await
+    }
+
+    async fn delete_session(&self, id_hash: &str) -> Result<()> {
+        auth::delete_session(self, id_hash).await
+    }
+
+    async fn set_password(&self, user: UserId, password_hash: &str, actor: Actor, now: Timestamp) -> Result<()> {
+        auth::set_password(self, user, password_hash, actor, now).await
+    }
+
+    async fn disable_user(&self, user: UserId, actor: Actor, now: Timestamp) -> Result<()> {
+        auth::disable_user(self, user, actor, now).await
+    }
+
+    async fn create_api_token(
+        &self,
+        id_hash: &str,
+        user: UserId,
+        name: &str,
+        actor: Actor,
+        now: Timestamp,
+    ) -> Result<()> {
+        auth::create_api_token(self, id_hash, user, name, actor, now).await
+    }
+
+    async fn find_api_token(&self, id_hash: &str) -> Result<Option<TokenRecord>> {
+        auth::find_api_token(self, id_hash).await
     }
 }
