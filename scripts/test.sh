@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs the whole test suite, setting up what it needs first.
+# Runs the whole test suite, setting up what it needs first: PostgreSQL,
+# Debian's Chromium and the npm packages of the browser tests.
 #
 # PostgreSQL: when it is installed but down, it is started; when it answers,
 # the PostgreSQL half of the suite runs too (TENANTATLAS_TEST_POSTGRES_URL).
@@ -35,4 +36,20 @@ else
     echo "PostgreSQL does not answer: the suite runs on SQLite only"
 fi
 
+# The browser tests need Debian's Chromium and playwright-core (npm).
+if [ ! -x /usr/bin/chromium ]; then
+    echo "installing Debian's chromium for the browser tests"
+    if [ "$(id -u)" = 0 ]; then
+        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium >/dev/null \
+            || { apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium >/dev/null; }
+    else
+        sudo DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium >/dev/null
+    fi
+fi
+(cd tests/browser && npm ci --no-audit --no-fund --silent)
+
 cargo test --workspace --locked
+
+# The hub in a real browser, against the binary the tests just built.
+cargo build --locked -p tenantatlas
+node tests/browser/hub.mjs

@@ -63,6 +63,30 @@ pub enum Command {
     /// Cron schedules.
     #[command(subcommand)]
     Schedule(ScheduleCmd),
+    /// API tokens.
+    #[command(subcommand)]
+    Token(TokenCmd),
+    /// Seed a demo workspace and serve the hub with live runs.
+    Demo {
+        /// Where the hub listens.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        bind: String,
+    },
+}
+
+/// API token commands.
+#[derive(Debug, Subcommand)]
+pub enum TokenCmd {
+    /// Create an API token for a user; it is printed once and only its hash is kept.
+    Create {
+        /// The user (e-mail or id).
+        email: String,
+        /// A name that says what the token is for.
+        #[arg(long, default_value = "api")]
+        name: String,
+        #[command(flatten)]
+        out: Json,
+    },
 }
 
 /// Worker settings.
@@ -89,8 +113,7 @@ pub struct WorkerArgs {
 /// Node settings.
 #[derive(Debug, Args, Clone)]
 pub struct ServeArgs {
-    /// Where the web hub will listen (the hub arrives with the monitoring
-    /// issue).
+    /// Where the web hub listens.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub bind: String,
     /// Runs executed at once by this node's worker (0: no worker).

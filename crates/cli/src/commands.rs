@@ -60,12 +60,14 @@ pub async fn run(cli: Cli) -> Result<u8> {
         Command::Member(c) => member(&engine, c).await.map(|()| 0),
         Command::Run(c) => run_cmd(&engine, c).await,
         Command::Runs(c) => runs(&engine, c).await.map(|()| 0),
-        Command::Worker(a) => node(&engine, Some(worker_config(a)), false, Duration::from_secs(15))
+        Command::Worker(a) => node(&engine, Some(worker_config(a)), false, Duration::from_secs(15), None)
             .await
             .map(|()| 0),
         Command::Serve(a) => serve(&engine, a).await.map(|()| 0),
         Command::Reconcile { dry_run, out } => reconcile(&engine, *dry_run, *out).await.map(|()| 0),
         Command::Schedule(c) => schedule(&engine, c).await.map(|()| 0),
+        Command::Token(c) => token(&engine, c).await.map(|()| 0),
+        Command::Demo { bind } => demo(&cli, bind).await.map(|()| 0),
     };
     engine.store().close().await;
     result
@@ -105,13 +107,33 @@ async fn shutdown_signal() {
     }
 }
 
-async fn node(engine: &Engine, worker: Option<WorkerConfig>, duties: bool, sweep: Duration) -> Result<()> {
+async fn node(
+    engine: &Engine,
+    worker: Option<WorkerConfig>,
+    duties: bool,
+    sweep: Duration,
+    web: Option<&str>,
+) -> Result<()> {
     let shutdown = CancellationToken::new();
     let config = NodeConfig {
         worker,
         duties,
         sweep_interval: sweep,
         ..NodeConfig::default()
+    };
+    let hub = match web {
+        Some(bind) => {
+            let listener = tokio::net::TcpListener::bind(bind)
+                .await
+                .map_err(|e| CliError::Failed(format!("cannot listen on {bind}: {e}")))?;
+            let addr = listener
+                .local_addr()
+                .map_err(|e| CliError::Failed(format!("cannot listen on {bind}: {e}")))?;
+            eprintln!("the hub listens on http://{addr}/");
+            let state = tenantatlas_web::AppState::new(engine.clone(), tenantatlas_web::WebConfig::default());
+            Some(tokio::spawn(tenantatlas_web::serve(listener, state, shutdown.clone())))
+        }
+        None => None,
     };
     let task = tokio::spawn(run_node(
         engine.clone(),
@@ -122,6 +144,9 @@ async fn node(engine: &Engine, worker: Option<WorkerConfig>, duties: bool, sweep
     shutdown_signal().await;
     eprintln!("stopping: finishing in-flight runs (then releasing them)");
     shutdown.cancel();
+    if let Some(h) = hub {
+        let _ = h.await;
+    }
     task.await
         .map_err(|e| CliError::Failed(format!("the node task failed: {e}")))?
         .map_err(CliError::from)?;
@@ -138,11 +163,207 @@ async fn serve(engine: &Engine, a: &ServeArgs) -> Result<()> {
             grace_seconds: a.grace_seconds,
         })
     });
-    eprintln!(
-        "serving: workers, reconciler and scheduler (the web hub at {} arrives with the monitoring issue)",
-        a.bind
+    node(
+        engine,
+        worker,
+        true,
+        Duration::from_secs(a.sweep_seconds.max(1)),
+        Some(&a.bind),
+    )
+    .await
+}
+
+async fn token(e: &Engine, c: &TokenCmd) -> Result<()> {
+    match c {
+        TokenCmd::Create { email, name, out } => {
+            let user = e.resolve_user(email).await.map_err(|x| named(x, "user", email))?;
+            let token = e.create_api_token(&user, name, Actor::Cli).await?;
+            if out.json {
+                output::json(&json!({ "token": token, "name": name.trim() }))
+            } else {
+                println!("{token}");
+                eprintln!(
+                    "API token \"{}\" for {}: shown once, only its hash is kept",
+                    name.trim(),
+                    user.email
+                );
+                Ok(())
+            }
+        }
+    }
+}
+
+/// A password people can type: four groups of random lower-case letters.
+fn demo_password() -> String {
+    use argon2::password_hash::rand_core::{OsRng, RngCore};
+    let mut b = [0u8; 16];
+    OsRng.fill_bytes(&mut b);
+    let letters: String = b.iter().map(|x| char::from(b'a' + x % 26)).collect();
+    format!(
+        "{}-{}-{}-{}",
+        &letters[0..4],
+        &letters[4..8],
+        &letters[8..12],
+        &letters[12..16]
+    )
+}
+
+async fn demo(cli: &Cli, bind: &str) -> Result<()> {
+    let store = tenantatlas_store::open(&cli.database_url)
+        .await
+        .map_err(|e| CliError::Failed(format!("cannot open the database: {e}")))?;
+    let e = Engine::new(
+        store,
+        Arc::new(SystemClock),
+        EngineConfig {
+            enable_synthetic: true,
+            ..EngineConfig::default()
+        },
     );
-    node(engine, worker, true, Duration::from_secs(a.sweep_seconds.max(1))).await
+    let ws_name = "Demo MSP";
+    let fresh = e.resolve_workspace(ws_name).await.is_err();
+    let ws = if fresh {
+        e.create_workspace(&WorkspaceName::parse("name", ws_name)?, Actor::Cli)
+            .await?
+    } else {
+        e.resolve_workspace(ws_name).await?
+    };
+    let mut tenants = Vec::new();
+    for name in ["Contoso Prod", "Fabrikam"] {
+        let t = match e.resolve_tenant(name, Some(ws.id)).await {
+            Ok(t) => t,
+            Err(_) => {
+                e.add_tenant(ws.id, &TenantName::parse("name", name)?, None, Actor::Cli)
+                    .await?
+            }
+        };
+        tenants.push(t);
+    }
+    let mut people = Vec::new();
+    for (who, role) in [
+        ("owner", Some(Role::Owner)),
+        ("manager", Some(Role::Manager)),
+        ("operator", Some(Role::Operator)),
+        ("readonly", Some(Role::Readonly)),
+        ("platform", None),
+    ] {
+        let email = format!("{who}@demo.example");
+        let password = demo_password();
+        let p = Password::parse("password", &password)?;
+        let user = match e.resolve_user(&email).await {
+            Ok(u) => {
+                e.change_password(&u, &p, Actor::Cli).await?;
+                u
+            }
+            Err(_) => {
+                e.add_user(&Email::parse("email", &email)?, &p, role.is_none(), Actor::Cli)
+                    .await?
+            }
+        };
+        if let Some(role) = role {
+            e.put_member(&ws, &user, role, None, Actor::Cli).await?;
+        }
+        people.push((email, password, role.map_or("platform operator", |r| r.as_str()), user));
+    }
+    if fresh {
+        seed_demo_runs(&e, &tenants, &people[2].3).await?;
+    }
+    // a few long runs so there is live progress at once
+    let operator = Initiator::User(people[2].3.id);
+    for (i, t) in tenants.iter().enumerate() {
+        let p = OperationType::Synthetic.parse_params(RawParams::Json(
+            &json!({"units": 240, "unit_ms": 1_500, "key": format!("demo-long-{i}")}),
+        ))?;
+        e.start(operator, t.id, OperationType::Synthetic, p).await?;
+    }
+    let p = OperationType::Synthetic.parse_params(RawParams::Json(
+        &json!({"duration_ms": 900_000, "key": "demo-indeterminate"}),
+    ))?;
+    e.start(operator, tenants[0].id, OperationType::Synthetic, p).await?;
+    println!(
+        "TenantAtlas demo: workspace \"{}\" with tenants {}",
+        ws.name,
+        tenants
+            .iter()
+            .map(|t| t.name.as_str())
+            .collect::<Vec<_>>()
+            .join(" and ")
+    );
+    println!("Sign in at http://{bind}/login as one of:");
+    for (email, password, role, _) in &people {
+        println!("  {email:<24} {password}   ({role})");
+    }
+    let worker = WorkerConfig {
+        concurrency: 16,
+        ..WorkerConfig::default()
+    };
+    node(&e, Some(worker), true, Duration::from_secs(5), Some(bind)).await?;
+    e.store().close().await;
+    Ok(())
+}
+
+/// Finished runs of every outcome, one reconciled.
+async fn seed_demo_runs(e: &Engine, tenants: &[Tenant], operator: &User) -> Result<()> {
+    let who = Initiator::User(operator.id);
+    let synth = |v: serde_json::Value| OperationType::Synthetic.parse_params(RawParams::Json(&v));
+    let t0 = tenants[0].id;
+    let t1 = tenants[1].id;
+    // executed by the demo's workers as soon as it starts
+    e.start(
+        who,
+        t0,
+        OperationType::Synthetic,
+        synth(json!({"units": 5, "unit_ms": 20, "key": "demo-ok"}))?,
+    )
+    .await?;
+    e.start(
+        who,
+        t1,
+        OperationType::Synthetic,
+        synth(json!({"units": 6, "unit_ms": 20, "fail_every": 3, "key": "demo-partial"}))?,
+    )
+    .await?;
+    e.start(
+        who,
+        t0,
+        OperationType::Synthetic,
+        synth(json!({"units": 3, "unit_ms": 20, "fail_every": 1, "key": "demo-failed"}))?,
+    )
+    .await?;
+    // cancelled while queued
+    let c = e
+        .start(
+            who,
+            t1,
+            OperationType::InventorySync,
+            OperationType::InventorySync.parse_params(RawParams::Json(&json!({})))?,
+        )
+        .await?;
+    e.cancel(who, c.run.id).await?;
+    // blocked by a precondition
+    let b = e
+        .start(
+            who,
+            t0,
+            OperationType::Synthetic,
+            synth(json!({"units": 1, "key": "demo-blocked"}))?,
+        )
+        .await?;
+    e.block(b.run.id, None, "the tenant's provider connection is not configured")
+        .await?;
+    // reconciled: claimed by a worker that vanished, then swept
+    let r = e
+        .start(
+            who,
+            t1,
+            OperationType::Synthetic,
+            synth(json!({"units": 10, "key": "demo-reconciled"}))?,
+        )
+        .await?;
+    e.claim(r.run.id, "vanished-node/1", Duration::from_millis(1)).await?;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    e.reconcile_sweep(false).await?;
+    Ok(())
 }
 
 async fn reconcile(engine: &Engine, dry_run: bool, out: Json) -> Result<()> {

@@ -330,6 +330,8 @@ async fn two_nodes_share_the_work_and_survive_losing_the_duty_holder() {
             &db.url,
             &[
                 "serve",
+                "--bind",
+                "127.0.0.1:0",
                 "--node",
                 name,
                 "--workers",

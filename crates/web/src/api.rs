@@ -1,0 +1,552 @@
+//! `/api/v1` — the JSON API (CONTRACT.md). Every route takes an
+//! [`ApiCaller`] or a [`PlatformOperator`]; every read is scoped with
+//! `Viewer::User` (law 10); errors are `{"error": {…}}`.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+use tenantatlas_domain::Timestamp;
+use tenantatlas_domain::access::Capability;
+use tenantatlas_domain::catalog::OperationType;
+use tenantatlas_domain::ids::{NotificationId, RunId, TenantId};
+use tenantatlas_domain::lifecycle::StatusBucket;
+use tenantatlas_domain::notify::StartToast;
+use tenantatlas_domain::params::RawParams;
+use tenantatlas_domain::problem::ProblemClass;
+use tenantatlas_domain::run::Run;
+use tenantatlas_engine::{CancelOutcome, Engine, Initiator, Viewer};
+use tenantatlas_store::model::{Actor, AuditEntry, Cursor, RunFilter};
+
+use crate::auth::{ApiCaller, PlatformOperator};
+use crate::render::{self, Allowed};
+use crate::{AppState, WebError};
+
+pub(crate) fn routes() -> axum::Router<AppState> {
+    axum::Router::new()
+        .route("/api/v1/openapi.json", get(openapi))
+        .route("/api/v1/tenants/{tenant}/runs", post(start))
+        .route("/api/v1/runs", get(list))
+        .route("/api/v1/runs/{id}", get(detail))
+        .route("/api/v1/runs/{id}/cancel", post(cancel))
+        .route("/api/v1/notifications", get(notifications))
+        .route("/api/v1/notifications/{id}/read", post(mark_read))
+        .route("/api/v1/system/runs", get(system_runs))
+        .route("/api/v1/system/failures", get(system_failures))
+        .route("/api/v1/system/stuck", get(system_stuck))
+        .route("/api/v1/system/runs/{id}/reconcile", post(system_reconcile))
+        .route("/api/v1/system/runs/{id}/retry", post(system_retry))
+        .route("/api/v1/system/runs/{id}/cancel", post(system_cancel))
+}
+
+/// Parses an id path segment, naming the field.
+pub(crate) fn parse_id<T: From<uuid::Uuid>>(field: &str, s: &str) -> Result<T, WebError> {
+    uuid::Uuid::parse_str(s)
+        .map(T::from)
+        .map_err(|_| WebError::invalid(field, "must be a UUID"))
+}
+
+/// A list query: filters (the list's and the dashboards' shared
+/// parameters), page size and cursor.
+pub(crate) struct ListQuery {
+    pub filter: RunFilter,
+    pub limit: u32,
+    pub cursor: Option<Cursor>,
+}
+
+fn non_empty<'a>(q: &'a HashMap<String, String>, k: &str) -> Option<&'a str> {
+    q.get(k).map(|v| v.trim()).filter(|v| !v.is_empty())
+}
+
+/// A time from RFC 3339 or the `datetime-local` form (`2026-11-23T10:00`,
+/// read as UTC).
+pub(crate) fn parse_time(field: &str, s: &str) -> Result<Timestamp, WebError> {
+    Timestamp::parse_rfc3339(field, s)
+        .or_else(|_| Timestamp::parse_rfc3339(field, &format!("{s}:00Z")))
+        .map_err(|_| WebError::invalid(field, "must be an RFC 3339 time (2026-11-23T10:00:00Z)"))
+}
+
+pub(crate) fn parse_list(q: &HashMap<String, String>) -> Result<ListQuery, WebError> {
+    let known = [
+        "workspace",
+        "tenant",
+        "type",
+        "status",
+        "problem",
+        "since",
+        "until",
+        "limit",
+        "cursor",
+        "clear",
+    ];
+    if let Some(k) = q.keys().find(|k| !known.contains(&k.as_str())) {
+        return Err(WebError::invalid(
+            k,
+            "is not a filter; use tenant, type, status, problem, since, until, limit or cursor",
+        ));
+    }
+    let mut filter = RunFilter::default();
+    if let Some(v) = non_empty(q, "workspace") {
+        filter.workspace = Some(parse_id("workspace", v)?);
+    }
+    if let Some(v) = non_empty(q, "tenant") {
+        filter.tenant = Some(parse_id("tenant", v)?);
+    }
+    if let Some(v) = non_empty(q, "type") {
+        filter.op_type = Some(OperationType::parse("type", v)?);
+    }
+    if let Some(v) = non_empty(q, "status") {
+        filter.bucket = Some(StatusBucket::parse("status", v)?);
+    }
+    if let Some(v) = non_empty(q, "problem") {
+        filter.problem = Some(ProblemClass::parse("problem", v)?);
+    }
+    if let Some(v) = non_empty(q, "since") {
+        filter.since = Some(parse_time("since", v)?);
+    }
+    if let Some(v) = non_empty(q, "until") {
+        filter.until = Some(parse_time("until", v)?);
+    }
+    let limit = match non_empty(q, "limit") {
+        Some(v) => v
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=500).contains(n))
+            .ok_or_else(|| WebError::invalid("limit", "must be a whole number from 1 to 500"))?,
+        None => 50,
+    };
+    let cursor = non_empty(q, "cursor")
+        .map(|c| Cursor::decode("cursor", c))
+        .transpose()?;
+    Ok(ListQuery { filter, limit, cursor })
+}
+
+/// What a user may do on a run (the decision's buttons).
+pub(crate) async fn allowed_for(engine: &Engine, user: &tenantatlas_store::model::User, run: &Run) -> Allowed {
+    let Some(tenant) = run.tenant_id else {
+        return Allowed::default();
+    };
+    let cancel = engine.tenant_for(user.id, tenant, Capability::CancelRuns).await.is_ok();
+    let retry = match run.op_type.spec().start_capability {
+        Some(cap) => engine.tenant_for(user.id, tenant, cap).await.is_ok(),
+        None => false,
+    };
+    Allowed {
+        cancel,
+        retry,
+        reconcile: false,
+    }
+}
+
+/// A run's detail document: the run, its decision, timeline and links.
+pub(crate) async fn detail_json(engine: &Engine, run: &Run, allowed: Allowed, base: &str) -> Result<Value, WebError> {
+    let view = engine.view(run);
+    let decision = render::decision(&view, allowed, base);
+    let timeline: Vec<Value> = engine
+        .timeline(run)
+        .await?
+        .iter()
+        .map(|e| {
+            json!({
+                "kind": e.kind.as_str(), "at": e.at.to_rfc3339(), "attempt": e.attempt,
+                "actor_id": e.actor_id, "detail": e.detail,
+            })
+        })
+        .collect();
+    let mut related = vec![json!({"rel": "self", "href": view.view_url})];
+    if let Some(p) = run.parent_id {
+        related.push(json!({"rel": "parent", "href": tenantatlas_domain::notify::run_view_url(p)}));
+    }
+    if let Some(t) = run.tenant_id {
+        related.push(json!({"rel": "tenant_operations", "href": format!("/admin/operations?tenant={t}")}));
+        related.push(
+            json!({"rel": "same_type", "href": format!("/admin/operations?tenant={t}&type={}", run.op_type.as_str())}),
+        );
+    }
+    let mut doc = serde_json::to_value(&view)
+        .map_err(|e| WebError::from(tenantatlas_engine::EngineError::Internal(e.to_string())))?;
+    if let Some(o) = doc.as_object_mut() {
+        o.insert("decision".into(), serde_json::to_value(decision).unwrap_or(Value::Null));
+        o.insert("timeline".into(), Value::Array(timeline));
+        o.insert("related".into(), Value::Array(related));
+    }
+    Ok(doc)
+}
+
+fn view_json(engine: &Engine, run: &Run) -> Value {
+    serde_json::to_value(engine.view(run)).unwrap_or(Value::Null)
+}
+
+async fn start(
+    State(state): State<AppState>,
+    ApiCaller(user): ApiCaller,
+    Path(tenant): Path<String>,
+    body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, WebError> {
+    let tenant: TenantId = parse_id("tenant", &tenant)?;
+    let Json(body) =
+        body.map_err(|e| WebError::invalid("body", format!("must be a JSON object: {}", e.body_text())))?;
+    let obj = body
+        .as_object()
+        .ok_or_else(|| WebError::invalid("body", "must be a JSON object"))?;
+    if let Some(k) = obj.keys().find(|k| !["type", "params"].contains(&k.as_str())) {
+        return Err(WebError::invalid(k, "is not accepted; send type and params"));
+    }
+    let op = obj
+        .get("type")
+        .and_then(Value::as_str)
+        .ok_or_else(|| WebError::invalid("type", "is required (a string such as inventory.sync)"))?;
+    // authorize before validating parameters: a non-member learns nothing
+    let engine = state.engine();
+    engine.tenant_for(user.id, tenant, Capability::ViewRuns).await?;
+    let op = OperationType::parse("type", op)?;
+    let empty = json!({});
+    let params = op.parse_params(RawParams::Json(obj.get("params").unwrap_or(&empty)))?;
+    let started = engine.start(Initiator::User(user.id), tenant, op, params).await?;
+    let toast = StartToast::for_start(op, started.run.id, started.joined);
+    let status = if started.joined {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
+    Ok((
+        status,
+        Json(json!({"run": view_json(engine, &started.run), "joined": started.joined, "toast": toast})),
+    )
+        .into_response())
+}
+
+async fn list(
+    State(state): State<AppState>,
+    ApiCaller(user): ApiCaller,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, WebError> {
+    let lq = parse_list(&q)?;
+    let engine = state.engine();
+    let page = engine
+        .list_runs(Viewer::User(user.id), lq.filter, lq.limit, lq.cursor)
+        .await?;
+    let runs: Vec<Value> = page.runs.iter().map(|r| view_json(engine, r)).collect();
+    Ok(Json(
+        json!({"runs": runs, "next_cursor": page.next_cursor.map(|c| c.encode())}),
+    ))
+}
+
+async fn detail(
+    State(state): State<AppState>,
+    ApiCaller(user): ApiCaller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, WebError> {
+    let id: RunId = parse_id("id", &id)?;
+    let engine = state.engine();
+    let run = engine.get_run_for(Viewer::User(user.id), id).await?;
+    let allowed = allowed_for(engine, &user, &run).await;
+    Ok(Json(
+        detail_json(engine, &run, allowed, &format!("/api/v1/runs/{id}")).await?,
+    ))
+}
+
+async fn cancel(
+    State(state): State<AppState>,
+    ApiCaller(user): ApiCaller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, WebError> {
+    let id: RunId = parse_id("id", &id)?;
+    let engine = state.engine();
+    let run = match engine.cancel(Initiator::User(user.id), id).await? {
+        CancelOutcome::Cancelled(r) | CancelOutcome::Requested(r) | CancelOutcome::AlreadyCompleted(r) => r,
+    };
+    Ok(Json(view_json(engine, &run)))
+}
+
+pub(crate) fn notification_json(n: &tenantatlas_store::model::Notification) -> Value {
+    json!({
+        "id": n.id, "run_id": n.run_id, "title": n.title, "body": n.body, "view_url": n.view_url,
+        "read": n.read_at.is_some(), "created_at": n.created_at.to_rfc3339(),
+    })
+}
+
+async fn notifications(State(state): State<AppState>, ApiCaller(user): ApiCaller) -> Result<Json<Value>, WebError> {
+    let store = state.engine().store();
+    let list = store
+        .notifications(user.id, 100)
+        .await
+        .map_err(tenantatlas_engine::EngineError::from)?;
+    let unread = store
+        .unread_count(user.id)
+        .await
+        .map_err(tenantatlas_engine::EngineError::from)?;
+    let items: Vec<Value> = list.iter().map(notification_json).collect();
+    Ok(Json(json!({"notifications": items, "unread": unread})))
+}
+
+async fn mark_read(
+    State(state): State<AppState>,
+    ApiCaller(user): ApiCaller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, WebError> {
+    let id: NotificationId = parse_id("id", &id)?;
+    let engine = state.engine();
+    let done = engine
+        .store()
+        .mark_read(user.id, id, engine.now())
+        .await
+        .map_err(tenantatlas_engine::EngineError::from)?;
+    if !done {
+        return Err(WebError::not_found("notification"));
+    }
+    Ok(Json(json!({"id": id, "read": true})))
+}
+
+/// The system plane's lists.
+pub(crate) fn system_filter(kind: &str, mut f: RunFilter) -> RunFilter {
+    match kind {
+        "failures" => f.problem = f.problem.or(Some(ProblemClass::NeedsFollowUp)),
+        "stuck" => f.problem = f.problem.or(Some(ProblemClass::ActiveStale)),
+        _ => {}
+    }
+    f
+}
+
+async fn system_list(state: &AppState, kind: &str, q: &HashMap<String, String>) -> Result<Json<Value>, WebError> {
+    let lq = parse_list(q)?;
+    let engine = state.engine();
+    let page = engine
+        .list_runs(Viewer::Everything, system_filter(kind, lq.filter), lq.limit, lq.cursor)
+        .await?;
+    let runs: Vec<Value> = page.runs.iter().map(|r| view_json(engine, r)).collect();
+    Ok(Json(
+        json!({"runs": runs, "next_cursor": page.next_cursor.map(|c| c.encode())}),
+    ))
+}
+
+async fn system_runs(
+    State(state): State<AppState>,
+    _op: PlatformOperator,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, WebError> {
+    system_list(&state, "runs", &q).await
+}
+
+async fn system_failures(
+    State(state): State<AppState>,
+    _op: PlatformOperator,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, WebError> {
+    system_list(&state, "failures", &q).await
+}
+
+async fn system_stuck(
+    State(state): State<AppState>,
+    _op: PlatformOperator,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, WebError> {
+    system_list(&state, "stuck", &q).await
+}
+
+/// Triage on the system plane, each written to the audit log.
+pub(crate) async fn triage(
+    engine: &Engine,
+    operator: &tenantatlas_store::model::User,
+    id: RunId,
+    action: &str,
+) -> Result<Run, WebError> {
+    let run = engine
+        .store()
+        .get_run(id)
+        .await
+        .map_err(tenantatlas_engine::EngineError::from)?
+        .ok_or_else(|| WebError::not_found("run"))?;
+    let result = match action {
+        "reconcile" => match engine.reconcile_now(id, operator.id).await? {
+            tenantatlas_engine::Completion::Completed { run, .. } => *run,
+            tenantatlas_engine::Completion::AlreadyCompleted(r) | tenantatlas_engine::Completion::Fenced(r) => *r,
+        },
+        "cancel" => match engine.cancel(Initiator::System, id).await? {
+            CancelOutcome::Cancelled(r) | CancelOutcome::Requested(r) | CancelOutcome::AlreadyCompleted(r) => *r,
+        },
+        "retry" => {
+            let Some(tenant) = run.tenant_id else {
+                return Err(WebError::new(
+                    StatusCode::CONFLICT,
+                    "conflict",
+                    "system runs start on their schedule",
+                ));
+            };
+            engine
+                .start(Initiator::System, tenant, run.op_type, run.params.clone())
+                .await?
+                .run
+        }
+        _ => return Err(WebError::not_found("action")),
+    };
+    engine
+        .store()
+        .append_audit(&AuditEntry {
+            at: engine.now(),
+            actor: Actor::User(operator.id),
+            workspace_id: run.workspace_id,
+            tenant_id: run.tenant_id,
+            action: format!("run.{action}"),
+            target_type: Some("run".into()),
+            target_id: Some(id.to_string()),
+            detail: json!({"result_run": result.id, "plane": "system"}),
+        })
+        .await
+        .map_err(tenantatlas_engine::EngineError::from)?;
+    Ok(result)
+}
+
+async fn system_action(
+    state: &AppState,
+    op: &PlatformOperator,
+    id: &str,
+    action: &str,
+) -> Result<Json<Value>, WebError> {
+    let id: RunId = parse_id("id", id)?;
+    let run = triage(state.engine(), &op.0, id, action).await?;
+    Ok(Json(view_json(state.engine(), &run)))
+}
+
+async fn system_reconcile(
+    State(state): State<AppState>,
+    op: PlatformOperator,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, WebError> {
+    system_action(&state, &op, &id, "reconcile").await
+}
+
+async fn system_retry(
+    State(state): State<AppState>,
+    op: PlatformOperator,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, WebError> {
+    system_action(&state, &op, &id, "retry").await
+}
+
+async fn system_cancel(
+    State(state): State<AppState>,
+    op: PlatformOperator,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, WebError> {
+    system_action(&state, &op, &id, "cancel").await
+}
+
+/// Every API route with its method, for the OpenAPI document and the
+/// route-inventory test.
+pub const ROUTES: &[(&str, &str, &str)] = &[
+    ("get", "/api/v1/openapi.json", "This document."),
+    (
+        "post",
+        "/api/v1/tenants/{tenant}/runs",
+        "Start a run (202 queued) or join the identical active run (200).",
+    ),
+    (
+        "get",
+        "/api/v1/runs",
+        "Runs visible to the caller, newest first; filters tenant, type, status, problem, since, until; limit and cursor.",
+    ),
+    (
+        "get",
+        "/api/v1/runs/{id}",
+        "A run with its decision, timeline and related links.",
+    ),
+    ("post", "/api/v1/runs/{id}/cancel", "Cancel a run (needs runs.cancel)."),
+    (
+        "get",
+        "/api/v1/notifications",
+        "The caller's notifications and unread count.",
+    ),
+    ("post", "/api/v1/notifications/{id}/read", "Mark a notification read."),
+    ("get", "/api/v1/system/runs", "System plane: every run."),
+    (
+        "get",
+        "/api/v1/system/failures",
+        "System plane: runs that need follow-up.",
+    ),
+    (
+        "get",
+        "/api/v1/system/stuck",
+        "System plane: runs that are likely stale.",
+    ),
+    (
+        "post",
+        "/api/v1/system/runs/{id}/reconcile",
+        "System plane: reconcile now (audited).",
+    ),
+    (
+        "post",
+        "/api/v1/system/runs/{id}/retry",
+        "System plane: start again as a system run (audited).",
+    ),
+    (
+        "post",
+        "/api/v1/system/runs/{id}/cancel",
+        "System plane: cancel (audited).",
+    ),
+];
+
+/// The OpenAPI 3.1 document of [`ROUTES`].
+pub fn openapi_document() -> Value {
+    use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn, PathItemBuilder};
+    use utoipa::openapi::{InfoBuilder, OpenApiBuilder, PathsBuilder, Required, ResponseBuilder};
+    let mut paths = PathsBuilder::new();
+    for (method, path, summary) in ROUTES {
+        let mut op = OperationBuilder::new()
+            .summary(Some(*summary))
+            .response("200", ResponseBuilder::new().description("OK").build())
+            .response(
+                "401",
+                ResponseBuilder::new().description("No or invalid credentials").build(),
+            )
+            .response(
+                "404",
+                ResponseBuilder::new().description("Not found for this caller").build(),
+            );
+        if *method == "post" {
+            op = op
+                .response("202", ResponseBuilder::new().description("Accepted (queued)").build())
+                .response("403", ResponseBuilder::new().description("Capability missing").build())
+                .response(
+                    "422",
+                    ResponseBuilder::new()
+                        .description("Bad input, naming the field")
+                        .build(),
+                );
+        }
+        for seg in path.split('/').filter(|s| s.starts_with('{')) {
+            let name = seg.trim_matches(|c| c == '{' || c == '}');
+            op = op.parameter(
+                ParameterBuilder::new()
+                    .name(name)
+                    .parameter_in(ParameterIn::Path)
+                    .required(Required::True)
+                    .build(),
+            );
+        }
+        let m = if *method == "post" {
+            HttpMethod::Post
+        } else {
+            HttpMethod::Get
+        };
+        paths = paths.path(*path, PathItemBuilder::new().operation(m, op.build()).build());
+    }
+    let doc = OpenApiBuilder::new()
+        .info(
+            InfoBuilder::new()
+                .title("TenantAtlas")
+                .version(env!("CARGO_PKG_VERSION"))
+                .build(),
+        )
+        .paths(paths.build())
+        .build();
+    serde_json::to_value(doc).unwrap_or(Value::Null)
+}
+
+async fn openapi(_caller: ApiCaller) -> Json<Value> {
+    Json(openapi_document())
+}

@@ -1,0 +1,267 @@
+//! Who is calling: session cookies (people) and bearer tokens (scripts).
+//!
+//! - Login verifies an Argon2id hash — a dummy one for unknown accounts, so
+//!   neither the message nor the time tells which accounts exist — and is
+//!   rate-limited per account and per address.
+//! - Every login opens a new server-side session (the id rotates); the
+//!   cookie is `HttpOnly; SameSite=Strict; Path=/` (+ `Secure` and the
+//!   `__Host-` prefix over TLS). The database keeps only its hash.
+//! - [`ApiCaller`] answers 401 JSON without credentials, [`PageCaller`]
+//!   redirects to the login page, [`PlatformOperator`] answers 404 to
+//!   anyone who is not one (the system plane does not exist for them).
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::Form;
+use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
+use serde::Deserialize;
+use tenantatlas_store::model::User;
+
+use crate::{AppState, WebError, render};
+
+/// The session cookie's name.
+pub fn cookie_name(tls: bool) -> &'static str {
+    if tls { "__Host-ta_session" } else { "ta_session" }
+}
+
+/// A signed-in caller of the JSON API (401 otherwise).
+#[derive(Clone, Debug)]
+pub struct ApiCaller(pub User);
+
+/// A signed-in caller of a page (redirected to `/login` otherwise).
+#[derive(Clone, Debug)]
+pub struct PageCaller(pub User);
+
+/// A platform operator (system plane). Anyone else gets 404.
+#[derive(Clone, Debug)]
+pub struct PlatformOperator(pub User);
+
+/// The user behind the request's bearer token or session cookie.
+pub(crate) async fn caller(headers: &HeaderMap, state: &AppState) -> Result<Option<User>, WebError> {
+    let engine = state.engine();
+    if let Some(value) = headers.get(header::AUTHORIZATION) {
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .unwrap_or_default();
+        // a bad token is an error, never a fall-back to the cookie
+        return match engine.token_user(token).await? {
+            Some(u) => Ok(Some(u)),
+            None => Err(WebError::unauthenticated()),
+        };
+    }
+    let jar = CookieJar::from_headers(headers);
+    let Some(c) = jar.get(cookie_name(state.config().tls)) else {
+        return Ok(None);
+    };
+    Ok(engine.session_user(c.value(), state.config().sessions).await?)
+}
+
+impl FromRequestParts<AppState> for ApiCaller {
+    type Rejection = WebError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        caller(&parts.headers, state)
+            .await?
+            .map(ApiCaller)
+            .ok_or_else(WebError::unauthenticated)
+    }
+}
+
+impl FromRequestParts<AppState> for PageCaller {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        match caller(&parts.headers, state).await {
+            Ok(Some(u)) => Ok(PageCaller(u)),
+            Ok(None) => Err(Redirect::to("/login").into_response()),
+            Err(e) if e.status == StatusCode::UNAUTHORIZED => Err(Redirect::to("/login").into_response()),
+            Err(e) => Err(e.page()),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for PlatformOperator {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let api = parts.uri.path().starts_with("/api/") || parts.uri.path() == "/metrics";
+        let not_found = || {
+            let e = WebError::not_found("page");
+            if api { e.into_response() } else { e.page() }
+        };
+        match caller(&parts.headers, state).await {
+            Ok(Some(u)) if u.platform_operator => Ok(PlatformOperator(u)),
+            Ok(None) if api => Err(WebError::unauthenticated().into_response()),
+            Ok(None) => Err(Redirect::to("/login").into_response()),
+            Err(e) if api => Err(e.into_response()),
+            Err(e) if e.status == StatusCode::UNAUTHORIZED => Err(Redirect::to("/login").into_response()),
+            Ok(Some(_)) | Err(_) => Err(not_found()),
+        }
+    }
+}
+
+/// Failed-login counters per account and per address, in a sliding window.
+/// In memory, per node: an attacker spreading guesses across nodes gets at
+/// most `nodes ×` the limit, still a small number.
+pub struct LoginLimiter {
+    limit: u32,
+    window: Duration,
+    failures: Mutex<HashMap<String, Vec<Instant>>>,
+}
+
+impl LoginLimiter {
+    /// `limit` failures per key in `window`.
+    pub fn new(limit: u32, window: Duration) -> Self {
+        Self {
+            limit,
+            window,
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn keys(email: &str, addr: IpAddr) -> [String; 2] {
+        [
+            format!("account:{}", email.trim().to_lowercase()),
+            format!("address:{addr}"),
+        ]
+    }
+
+    /// Seconds until another attempt is allowed, when one is not.
+    pub fn blocked(&self, email: &str, addr: IpAddr) -> Option<u64> {
+        let now = Instant::now();
+        let mut map = self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut wait = None;
+        for (i, key) in Self::keys(email, addr).iter().enumerate() {
+            // an address may fail more often than one account (shared NAT)
+            let limit = if i == 0 { self.limit } else { self.limit * 4 };
+            if let Some(v) = map.get_mut(key) {
+                v.retain(|t| now.duration_since(*t) < self.window);
+                if v.len() as u32 >= limit {
+                    let oldest = v[0];
+                    let left = self.window.saturating_sub(now.duration_since(oldest)).as_secs().max(1);
+                    wait = Some(wait.map_or(left, |w: u64| w.max(left)));
+                }
+            }
+        }
+        wait
+    }
+
+    /// Records a failure.
+    pub fn failed(&self, email: &str, addr: IpAddr) {
+        let now = Instant::now();
+        let mut map = self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if map.len() > 100_000 {
+            map.retain(|_, v| v.last().is_some_and(|t| now.duration_since(*t) < self.window));
+        }
+        for key in Self::keys(email, addr) {
+            map.entry(key).or_default().push(now);
+        }
+    }
+
+    /// Forgets an account's failures after a successful login.
+    pub fn succeeded(&self, email: &str, addr: IpAddr) {
+        let [account, _] = Self::keys(email, addr);
+        self.failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&account);
+    }
+}
+
+pub(crate) fn routes() -> axum::Router<AppState> {
+    axum::Router::new()
+        .route("/login", get(login_page).post(login))
+        .route("/logout", axum::routing::post(logout))
+}
+
+async fn login_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Ok(Some(_)) = caller(&headers, &state).await {
+        return Redirect::to("/admin").into_response();
+    }
+    Html(render::login(None)).into_response()
+}
+
+/// The login form.
+#[derive(Deserialize)]
+pub struct LoginForm {
+    email: String,
+    password: String,
+}
+
+const WRONG: &str = "The e-mail address or the password is not right.";
+
+async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    jar: CookieJar,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    let ip = addr.ip();
+    if let Some(wait) = state.limiter().blocked(&form.email, ip) {
+        let msg = format!(
+            "Too many failed sign-ins. Try again in {} minute(s).",
+            wait.div_ceil(60)
+        );
+        return (StatusCode::TOO_MANY_REQUESTS, Html(render::login(Some(&msg)))).into_response();
+    }
+    let user = match state.engine().verify_login(&form.email, &form.password).await {
+        Ok(u) => u,
+        Err(e) => return WebError::from(e).page(),
+    };
+    let Some(user) = user else {
+        state.limiter().failed(&form.email, ip);
+        tracing::info!(address = %ip, "failed sign-in");
+        return (StatusCode::UNAUTHORIZED, Html(render::login(Some(WRONG)))).into_response();
+    };
+    state.limiter().succeeded(&form.email, ip);
+    // a fresh session id at every login; the old session (if any) ends
+    let name = cookie_name(state.config().tls);
+    if let Some(old) = jar.get(name) {
+        let _ = state.engine().end_session(old.value()).await;
+    }
+    let id = match state.engine().open_session(&user).await {
+        Ok(id) => id,
+        Err(e) => return WebError::from(e).page(),
+    };
+    let mut c = Cookie::new(name, id);
+    c.set_http_only(true);
+    c.set_same_site(SameSite::Strict);
+    c.set_path("/");
+    c.set_secure(state.config().tls);
+    let target = if user.platform_operator && !has_memberships(&state, &user).await {
+        "/system"
+    } else {
+        "/admin"
+    };
+    (jar.add(c), Redirect::to(target)).into_response()
+}
+
+async fn has_memberships(state: &AppState, user: &User) -> bool {
+    state
+        .engine()
+        .store()
+        .memberships_of(user.id)
+        .await
+        .is_ok_and(|m| !m.is_empty())
+}
+
+async fn logout(State(state): State<AppState>, jar: CookieJar) -> Response {
+    let name = cookie_name(state.config().tls);
+    if let Some(c) = jar.get(name) {
+        let _ = state.engine().end_session(c.value()).await;
+    }
+    let mut gone = Cookie::from(name);
+    gone.set_path("/");
+    (jar.remove(gone), Redirect::to("/login")).into_response()
+}

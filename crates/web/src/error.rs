@@ -1,0 +1,112 @@
+//! Errors in CONTRACT.md's shape: `{"error": {"code", "message", "field"}}`
+//! for the API, a plain page for HTML. Messages are the engine's (already
+//! safe: no secrets, no payloads); storage failures are logged and answered
+//! with a generic message.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use serde_json::json;
+use tenantatlas_domain::FieldError;
+use tenantatlas_engine::EngineError;
+
+/// An error answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Stable code (`not_found`, `forbidden`, `invalid`, …).
+    pub code: &'static str,
+    /// What went wrong, for people.
+    pub message: String,
+    /// The field at fault, for bad input.
+    pub field: Option<String>,
+}
+
+impl WebError {
+    /// 401: no or invalid credentials.
+    pub fn unauthenticated() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "sign in or send a bearer token",
+        )
+    }
+
+    /// 404: the thing does not exist for this caller.
+    pub fn not_found(what: &str) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
+    }
+
+    /// 403 for a state change without a same-origin proof.
+    pub fn cross_site() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "cross_site_request",
+            "state-changing requests must come from this site",
+        )
+    }
+
+    /// 422 naming the field.
+    pub fn invalid(field: &str, rule: impl Into<String>) -> Self {
+        Self::from(FieldError::new(field, rule))
+    }
+
+    /// Any status.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            field: None,
+        }
+    }
+
+    /// As an HTML page (for `/admin` and `/system`).
+    pub fn page(self) -> Response {
+        let body = crate::render::error_page(self.status, &self.message);
+        (self.status, Html(body)).into_response()
+    }
+}
+
+impl From<FieldError> for WebError {
+    fn from(e: FieldError) -> Self {
+        Self {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "invalid",
+            message: e.to_string(),
+            field: Some(e.field.clone()),
+        }
+    }
+}
+
+impl From<EngineError> for WebError {
+    fn from(e: EngineError) -> Self {
+        match e {
+            EngineError::NotFound(what) => Self::not_found(what),
+            EngineError::Forbidden(cap) => Self::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!("your role does not allow {cap}"),
+            ),
+            EngineError::Refused(m) => Self::new(StatusCode::FORBIDDEN, "refused", m),
+            EngineError::Invalid(f) => f.into(),
+            EngineError::Conflict(m) => Self::new(StatusCode::CONFLICT, "conflict", m),
+            other => {
+                tracing::error!(error = %other, "request failed");
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "something went wrong on our side; try again",
+                )
+            }
+        }
+    }
+}
+
+impl IntoResponse for WebError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": {"code": self.code, "message": self.message, "field": self.field}});
+        (self.status, Json(body)).into_response()
+    }
+}

@@ -1,0 +1,132 @@
+//! The monitoring hub: accounts and sessions, plane-aware authorization,
+//! the JSON API (`/api/v1`), server-rendered pages (`/admin`, `/system`)
+//! with live progress over server-sent events, `/metrics` and `/healthz`.
+//!
+//! | module      | what                                                               |
+//! |-------------|--------------------------------------------------------------------|
+//! | [`auth`]    | login/logout, session cookies, bearer tokens, rate limits, the caller extractors |
+//! | [`guard`]   | security headers and the CSRF check on every state-changing request |
+//! | [`api`]     | `/api/v1`: JSON in CONTRACT.md's shapes, errors included           |
+//! | [`pages`]   | `/admin` and `/system` HTML (askama), with htmx for actions        |
+//! | [`live`]    | the active-operations widget, over SSE with polling as fallback    |
+//! | [`metrics`] | Prometheus text and the health check                               |
+//!
+//! Authorization is structural (law 10): a handler receives an
+//! [`auth::ApiCaller`] / [`auth::PageCaller`] (signed in) or a
+//! [`auth::PlatformOperator`] (system plane; 404 for anyone else), and every
+//! read it makes goes through the engine with `Viewer::User`, which scopes
+//! rows, counts and the widget to what the caller may see.
+
+pub mod api;
+pub mod auth;
+mod error;
+pub mod guard;
+pub mod live;
+pub mod metrics;
+pub mod pages;
+mod render;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use tenantatlas_engine::{Engine, SessionPolicy};
+use tokio_util::sync::CancellationToken;
+
+pub use error::WebError;
+
+/// Hub settings.
+#[derive(Clone, Debug)]
+pub struct WebConfig {
+    /// Session lifetimes.
+    pub sessions: SessionPolicy,
+    /// Whether the hub is reached over TLS (a proxy in front terminates
+    /// it): cookies get `Secure` and the `__Host-` prefix.
+    pub tls: bool,
+    /// Failed logins allowed per account and per address in
+    /// [`WebConfig::login_window`].
+    pub login_attempts: u32,
+    /// The rate-limit window.
+    pub login_window: std::time::Duration,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        Self {
+            sessions: SessionPolicy::default(),
+            tls: false,
+            login_attempts: 5,
+            login_window: std::time::Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    engine: Engine,
+    config: WebConfig,
+    limiter: auth::LoginLimiter,
+    metrics: metrics::HttpMetrics,
+}
+
+impl AppState {
+    /// State over `engine`.
+    pub fn new(engine: Engine, config: WebConfig) -> Self {
+        let limiter = auth::LoginLimiter::new(config.login_attempts, config.login_window);
+        Self {
+            inner: Arc::new(Inner {
+                engine,
+                config,
+                limiter,
+                metrics: metrics::HttpMetrics::default(),
+            }),
+        }
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &WebConfig {
+        &self.inner.config
+    }
+
+    pub(crate) fn limiter(&self) -> &auth::LoginLimiter {
+        &self.inner.limiter
+    }
+
+    pub(crate) fn http_metrics(&self) -> &metrics::HttpMetrics {
+        &self.inner.metrics
+    }
+}
+
+/// Every route of the hub, with its guards.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(auth::routes())
+        .merge(api::routes())
+        .merge(pages::routes())
+        .merge(live::routes())
+        .merge(metrics::routes())
+        .layer(axum::middleware::from_fn_with_state(state.clone(), guard::guard))
+        .with_state(state)
+}
+
+/// Serves the hub on `listener` until `shutdown` is cancelled.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+}

@@ -1,0 +1,164 @@
+//! The active-operations widget (law 5's progress surface): only active
+//! runs in the caller's scope; counted progress as a bar with
+//! `processed / total` and no percentage, otherwise a spinner with elapsed
+//! time.
+//!
+//! Live over server-sent events: the engine's change events (LISTEN/NOTIFY
+//! on PostgreSQL, in-process on SQLite) wake every stream; each stream
+//! re-reads the widget from the database (law 9) at most every
+//! [`COALESCE`] and sends it when it changed. A run that completes or is
+//! reconciled raises a change event, so it leaves the widget within one
+//! update. `/admin/widget` serves the same HTML for the polling fallback.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use futures_util::stream::{self, Stream};
+use tenantatlas_domain::lifecycle::StatusBucket;
+use tenantatlas_engine::{Engine, Viewer};
+use tenantatlas_store::model::{RunFilter, User};
+
+use crate::auth::PageCaller;
+use crate::render::{self, Names};
+use crate::{AppState, WebError};
+
+/// Shortest time between two renderings of one stream.
+pub const COALESCE: Duration = Duration::from_millis(250);
+/// Most runs the widget lists.
+pub const WIDGET_RUNS: u32 = 12;
+
+pub(crate) fn routes() -> axum::Router<AppState> {
+    axum::Router::new()
+        .route("/admin/widget", get(poll))
+        .route("/admin/live", get(live))
+}
+
+/// Tenant names in `user`'s scope.
+pub(crate) async fn names_for(engine: &Engine, user: Option<&User>) -> Result<Names, WebError> {
+    let store = engine.store();
+    let workspaces: Vec<_> = match user {
+        Some(u) => store
+            .memberships_of(u.id)
+            .await
+            .map_err(tenantatlas_engine::EngineError::from)?
+            .into_iter()
+            .map(|m| m.workspace_id)
+            .collect(),
+        None => store
+            .list_workspaces()
+            .await
+            .map_err(tenantatlas_engine::EngineError::from)?
+            .into_iter()
+            .map(|w| w.id)
+            .collect(),
+    };
+    let mut names = Names::new();
+    for ws in workspaces {
+        for t in store
+            .list_tenants(ws)
+            .await
+            .map_err(tenantatlas_engine::EngineError::from)?
+        {
+            names.insert(t.id, t.name);
+        }
+    }
+    Ok(names)
+}
+
+/// The widget's HTML for `user`.
+pub(crate) async fn widget_html(engine: &Engine, user: &User, names: &Names) -> Result<String, WebError> {
+    let viewer = Viewer::User(user.id);
+    let mut runs = Vec::new();
+    for bucket in [StatusBucket::Running, StatusBucket::Queued] {
+        let page = engine
+            .list_runs(
+                viewer,
+                RunFilter {
+                    bucket: Some(bucket),
+                    ..RunFilter::default()
+                },
+                WIDGET_RUNS,
+                None,
+            )
+            .await?;
+        runs.extend(page.runs);
+    }
+    runs.truncate(WIDGET_RUNS as usize);
+    let items: Vec<_> = runs
+        .iter()
+        .map(|r| render::widget_run(&engine.view(r), names))
+        .collect();
+    Ok(render::widget(&items))
+}
+
+async fn poll(State(state): State<AppState>, PageCaller(user): PageCaller) -> Response {
+    let engine = state.engine();
+    let names = match names_for(engine, Some(&user)).await {
+        Ok(n) => n,
+        Err(e) => return e.page(),
+    };
+    match widget_html(engine, &user, &names).await {
+        Ok(h) => Html(h).into_response(),
+        Err(e) => e.page(),
+    }
+}
+
+struct Feed {
+    state: AppState,
+    user: User,
+    names: Names,
+    signals: tokio::sync::broadcast::Receiver<tenantatlas_store::model::Signal>,
+    last: String,
+    first: bool,
+}
+
+async fn live(State(state): State<AppState>, PageCaller(user): PageCaller) -> Response {
+    let signals = state.engine().store().signals();
+    let names = match names_for(state.engine(), Some(&user)).await {
+        Ok(n) => n,
+        Err(e) => return e.page(),
+    };
+    let feed = Feed {
+        state,
+        user,
+        names,
+        signals,
+        last: String::new(),
+        first: true,
+    };
+    Sse::new(stream_of(feed))
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response()
+}
+
+fn stream_of(feed: Feed) -> impl Stream<Item = Result<Event, Infallible>> {
+    stream::unfold(feed, |mut f| async move {
+        loop {
+            if !f.first {
+                // wait for a change event; a lagging receiver has missed
+                // some, which is itself a reason to re-read
+                match f.signals.recv().await {
+                    Ok(tenantatlas_store::model::Signal::Wake) => continue,
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                }
+                tokio::time::sleep(COALESCE).await;
+                // everything that arrived meanwhile is covered by this read
+                while f.signals.try_recv().is_ok() {}
+            }
+            f.first = false;
+            let html = match widget_html(f.state.engine(), &f.user, &f.names).await {
+                Ok(h) => h,
+                Err(_) => continue,
+            };
+            if html != f.last {
+                f.last.clone_from(&html);
+                return Some((Ok(Event::default().event("widget").data(html)), f));
+            }
+        }
+    })
+}

@@ -1,0 +1,828 @@
+//! Server-rendered pages: the admin plane (`/admin`: workspace overview,
+//! tenant dashboard, operations list, run detail, notifications) and the
+//! system plane (`/system`: runs, failures, stuck, run detail with triage,
+//! audit log), plus the embedded assets. Every number drills through to
+//! `/admin/operations` with the list's own filter parameters.
+// Handlers answer `Result<Response, Response>` (both sides are responses):
+// boxing the error side would only add an allocation per failed request.
+#![expect(clippy::result_large_err, reason = "both sides of a handler's result are responses")]
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use askama::Template;
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use tenantatlas_domain::access::{Capability, TenantScope};
+use tenantatlas_domain::catalog::OperationType;
+use tenantatlas_domain::ids::{NotificationId, RunId, TenantId};
+use tenantatlas_domain::lifecycle::StatusBucket;
+use tenantatlas_domain::notify::StartToast;
+use tenantatlas_domain::params::RawParams;
+use tenantatlas_domain::problem::ProblemClass;
+use tenantatlas_engine::{Engine, Initiator, Viewer};
+use tenantatlas_store::model::{RunFilter, User};
+
+use crate::api::{allowed_for, parse_id, parse_list, system_filter, triage};
+use crate::auth::{PageCaller, PlatformOperator};
+use crate::live::{names_for, widget_html};
+use crate::render::{self, Chrome, Decision, Kpi, Names, Row};
+use crate::{AppState, WebError};
+
+/// How far back dashboards count completed runs.
+pub const DASHBOARD_WINDOW: Duration = Duration::from_secs(7 * 24 * 3600);
+
+pub(crate) fn routes() -> axum::Router<AppState> {
+    axum::Router::new()
+        .route("/", get(|| async { Redirect::to("/admin") }))
+        .route("/assets/{file}", get(asset))
+        .route("/admin", get(overview))
+        .route("/admin/tenants/{tenant}", get(dashboard))
+        .route("/admin/tenants/{tenant}/runs", post(start))
+        .route("/admin/operations", get(operations))
+        .route("/admin/operations/{id}", get(run_page))
+        .route("/admin/operations/{id}/cancel", post(cancel))
+        .route("/admin/operations/{id}/retry", post(retry))
+        .route("/admin/notifications", get(notifications))
+        .route("/admin/notifications/{id}/read", post(mark_read))
+        .route("/system", get(system_runs))
+        .route("/system/failures", get(system_failures))
+        .route("/system/stuck", get(system_stuck))
+        .route("/system/runs/{id}", get(system_run))
+        .route("/system/runs/{id}/{action}", post(system_action))
+        .route("/system/audit", get(audit))
+}
+
+type PageResult = Result<Response, Response>;
+
+fn fail(e: impl Into<WebError>) -> Response {
+    e.into().page()
+}
+
+fn html<T: Template>(t: &T) -> PageResult {
+    t.render().map(|h| Html(h).into_response()).map_err(|e| {
+        tracing::error!(error = %e, "template failed");
+        WebError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the page could not be drawn",
+        )
+        .page()
+    })
+}
+
+async fn chrome(state: &AppState, user: &User, names: &Names) -> Result<Chrome, Response> {
+    let engine = state.engine();
+    let member = !engine
+        .store()
+        .memberships_of(user.id)
+        .await
+        .map_err(|e| fail(tenantatlas_engine::EngineError::from(e)))?
+        .is_empty();
+    let unread = engine
+        .store()
+        .unread_count(user.id)
+        .await
+        .map_err(|e| fail(tenantatlas_engine::EngineError::from(e)))?;
+    let widget = if member {
+        widget_html(engine, user, names).await.map_err(fail)?
+    } else {
+        String::new()
+    };
+    Ok(Chrome {
+        email: user.email.clone(),
+        unread,
+        platform_operator: user.platform_operator,
+        admin: member,
+        home: if member { "/admin" } else { "/system" },
+        widget,
+    })
+}
+
+fn rows(engine: &Engine, runs: &[tenantatlas_domain::run::Run], names: &Names) -> Vec<Row> {
+    runs.iter().map(|r| render::row(&engine.view(r), names)).collect()
+}
+
+// ---------------------------------------------------------------- assets
+
+const APP_CSS: &str = include_str!("../assets/app.css");
+const APP_JS: &str = include_str!("../assets/app.js");
+const HTMX_JS: &str = include_str!("../assets/htmx.min.js");
+
+async fn asset(Path(file): Path<String>) -> Response {
+    let (body, kind) = match file.as_str() {
+        "app.css" => (APP_CSS, "text/css; charset=utf-8"),
+        "app.js" => (APP_JS, "text/javascript; charset=utf-8"),
+        "htmx.min.js" => (HTMX_JS, "text/javascript; charset=utf-8"),
+        _ => return WebError::not_found("asset").page(),
+    };
+    (
+        [
+            (header::CONTENT_TYPE, kind),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+// ---------------------------------------------------------------- overview
+
+#[derive(Clone)]
+struct TenantLine {
+    name: String,
+    url: String,
+    kpis: Vec<Kpi>,
+}
+
+#[derive(Clone)]
+struct WorkspaceBlock {
+    name: String,
+    kpis: Vec<Kpi>,
+    tenants: Vec<TenantLine>,
+}
+
+#[derive(Template)]
+#[template(path = "overview.html")]
+struct OverviewT {
+    chrome: Chrome,
+    workspaces: Vec<WorkspaceBlock>,
+    charts: Vec<(String, String)>,
+}
+
+async fn overview(State(state): State<AppState>, PageCaller(user): PageCaller) -> PageResult {
+    let engine = state.engine();
+    let names = names_for(engine, Some(&user)).await.map_err(fail)?;
+    let summary = engine
+        .problem_summary(Viewer::User(user.id), RunFilter::default(), DASHBOARD_WINDOW)
+        .await
+        .map_err(fail)?;
+    let mut workspaces = Vec::new();
+    let memberships = engine
+        .store()
+        .memberships_of(user.id)
+        .await
+        .map_err(|e| fail(tenantatlas_engine::EngineError::from(e)))?;
+    for m in memberships {
+        let ws = engine
+            .store()
+            .find_workspace(&m.workspace_id.to_string())
+            .await
+            .map_err(|e| fail(tenantatlas_engine::EngineError::from(e)))?;
+        let Some(ws) = ws else { continue };
+        let tenants = engine
+            .store()
+            .list_tenants(ws.id)
+            .await
+            .map_err(|e| fail(tenantatlas_engine::EngineError::from(e)))?;
+        let lines = tenants
+            .into_iter()
+            .filter(|t| match &m.tenants {
+                TenantScope::All => true,
+                TenantScope::Only(ids) => ids.contains(&t.id),
+            })
+            .map(|t| TenantLine {
+                url: format!("/admin/tenants/{}", t.id),
+                kpis: render::kpis(
+                    &summary.per_tenant.get(&t.id).copied().unwrap_or_default(),
+                    &format!("/admin/operations?tenant={}", t.id),
+                ),
+                name: t.name,
+            })
+            .collect();
+        let counts = summary.per_workspace.get(&ws.id).copied().unwrap_or_default();
+        workspaces.push(WorkspaceBlock {
+            kpis: render::kpis(&counts, &format!("/admin/operations?workspace={}", ws.id)),
+            name: ws.name,
+            tenants: lines,
+        });
+    }
+    let chrome = chrome(&state, &user, &names).await?;
+    html(&OverviewT {
+        chrome,
+        workspaces,
+        charts: Vec::new(),
+    })
+}
+
+// ---------------------------------------------------------------- dashboard
+
+#[derive(Template)]
+#[template(path = "dashboard.html")]
+struct DashboardT {
+    chrome: Chrome,
+    tenant: String,
+    workspace: String,
+    kpis: Vec<Kpi>,
+    startable: Vec<(&'static str, &'static str)>,
+    start_url: String,
+    all_url: String,
+    follow_up: Vec<Row>,
+    stale: Vec<Row>,
+    recent: Vec<Row>,
+}
+
+async fn dashboard(
+    State(state): State<AppState>,
+    PageCaller(user): PageCaller,
+    Path(tenant): Path<String>,
+) -> PageResult {
+    let engine = state.engine();
+    let tenant_id: TenantId = parse_id("tenant", &tenant).map_err(fail)?;
+    let (tenant, membership) = engine
+        .tenant_for(user.id, tenant_id, Capability::ViewRuns)
+        .await
+        .map_err(fail)?;
+    let names = names_for(engine, Some(&user)).await.map_err(fail)?;
+    let viewer = Viewer::User(user.id);
+    let base = RunFilter {
+        tenant: Some(tenant.id),
+        ..RunFilter::default()
+    };
+    let summary = engine
+        .problem_summary(viewer, base.clone(), DASHBOARD_WINDOW)
+        .await
+        .map_err(fail)?;
+    let list = |problem: Option<ProblemClass>, n: u32| {
+        let f = RunFilter {
+            problem,
+            ..base.clone()
+        };
+        async move { engine.list_runs(viewer, f, n, None).await }
+    };
+    let follow_up = list(Some(ProblemClass::NeedsFollowUp), 5).await.map_err(fail)?;
+    let stale = list(Some(ProblemClass::ActiveStale), 5).await.map_err(fail)?;
+    let recent = list(None, 10).await.map_err(fail)?;
+    let ws = engine
+        .store()
+        .find_workspace(&tenant.workspace_id.to_string())
+        .await
+        .map_err(|e| fail(tenantatlas_engine::EngineError::from(e)))?
+        .map(|w| w.name)
+        .unwrap_or_default();
+    let startable = engine
+        .startable_types(&tenant, &membership)
+        .into_iter()
+        .map(|op| (op.as_str(), op.spec().label))
+        .collect();
+    let chrome = chrome(&state, &user, &names).await?;
+    html(&DashboardT {
+        chrome,
+        kpis: render::kpis(
+            &summary.per_tenant.get(&tenant.id).copied().unwrap_or_default(),
+            &format!("/admin/operations?tenant={}", tenant.id),
+        ),
+        start_url: format!("/admin/tenants/{}/runs", tenant.id),
+        all_url: format!("/admin/operations?tenant={}", tenant.id),
+        tenant: tenant.name,
+        workspace: ws,
+        startable,
+        follow_up: rows(engine, &follow_up.runs, &names),
+        stale: rows(engine, &stale.runs, &names),
+        recent: rows(engine, &recent.runs, &names),
+    })
+}
+
+/// Starts from a dashboard button: answers the toast (htmx swaps it in).
+async fn start(
+    State(state): State<AppState>,
+    PageCaller(user): PageCaller,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let result = async {
+        let tenant: TenantId = parse_id("tenant", &tenant)?;
+        let engine = state.engine();
+        engine.tenant_for(user.id, tenant, Capability::ViewRuns).await?;
+        let op = OperationType::parse("type", form.get("type").map_or("", String::as_str))?;
+        let pairs: Vec<(String, String)> = form
+            .iter()
+            .filter(|(k, _)| k.as_str() != "type")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let params = op.parse_params(RawParams::Pairs(&pairs))?;
+        let started = engine.start(Initiator::User(user.id), tenant, op, params).await?;
+        Ok::<_, WebError>(StartToast::for_start(op, started.run.id, started.joined))
+    }
+    .await;
+    let htmx = headers.contains_key("hx-request");
+    match result {
+        Ok(toast) if htmx => Html(render::toast(&toast)).into_response(),
+        Ok(toast) => Redirect::to(&toast.view_url).into_response(),
+        Err(e) => e.page(),
+    }
+}
+
+// ---------------------------------------------------------------- operations
+
+#[derive(Template)]
+#[template(path = "operations.html")]
+struct OperationsT {
+    chrome: Chrome,
+    tenants: Vec<(String, String, bool)>,
+    types: Vec<(&'static str, &'static str, bool)>,
+    buckets: Vec<(&'static str, &'static str, bool)>,
+    problems: Vec<(&'static str, &'static str, bool)>,
+    since: String,
+    until: String,
+    rows: Vec<Row>,
+    next_url: Option<String>,
+}
+
+fn form_time(t: Option<tenantatlas_domain::Timestamp>) -> String {
+    t.map(|t| t.to_rfc3339().get(..16).unwrap_or_default().to_owned())
+        .unwrap_or_default()
+}
+
+async fn operations(
+    State(state): State<AppState>,
+    PageCaller(user): PageCaller,
+    Query(q): Query<HashMap<String, String>>,
+) -> PageResult {
+    let engine = state.engine();
+    let lq = parse_list(&q).map_err(fail)?;
+    let names = names_for(engine, Some(&user)).await.map_err(fail)?;
+    let f = lq.filter.clone();
+    let page = engine
+        .list_runs(Viewer::User(user.id), lq.filter, lq.limit, lq.cursor)
+        .await
+        .map_err(fail)?;
+    let next_url = page.next_cursor.map(|c| {
+        let mut pairs: Vec<(String, String)> = q
+            .iter()
+            .filter(|(k, v)| k.as_str() != "cursor" && !v.is_empty())
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        pairs.sort();
+        pairs.push(("cursor".into(), c.encode()));
+        let qs: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={}", urlencode(v))).collect();
+        format!("/admin/operations?{}", qs.join("&"))
+    });
+    let mut tenants: Vec<(String, String, bool)> = names
+        .iter()
+        .map(|(id, n)| (id.to_string(), n.clone(), f.tenant == Some(*id)))
+        .collect();
+    tenants.sort_by(|a, b| a.1.cmp(&b.1));
+    let chrome = chrome(&state, &user, &names).await?;
+    html(&OperationsT {
+        chrome,
+        tenants,
+        types: OperationType::ALL
+            .iter()
+            .map(|t| (t.as_str(), t.spec().label, f.op_type == Some(*t)))
+            .collect(),
+        buckets: StatusBucket::ALL
+            .iter()
+            .map(|b| (b.as_str(), b.as_str(), f.bucket == Some(*b)))
+            .collect(),
+        problems: ProblemClass::ALL
+            .iter()
+            .map(|p| (p.as_str(), p.label(), f.problem == Some(*p)))
+            .collect(),
+        since: form_time(f.since),
+        until: form_time(f.until),
+        rows: rows(engine, &page.runs, &names),
+        next_url,
+    })
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------- run detail
+
+struct DetailModel {
+    label: &'static str,
+    tenant: String,
+    class: &'static str,
+    class_label: &'static str,
+    headline: String,
+    next_step: String,
+    actions: Vec<render::Action>,
+    counted: Option<(u64, u64)>,
+    eta: Option<String>,
+    progress: String,
+    counts: Vec<(&'static str, u64)>,
+    status: String,
+    attempt: u32,
+    created: String,
+    started: String,
+    completed: String,
+    initiator: String,
+    failures: Vec<(&'static str, String, &'static str)>,
+    related: Vec<(String, String)>,
+    units: Vec<(String, String, String, String)>,
+    timeline: Vec<(&'static str, String, String)>,
+}
+
+#[derive(Template)]
+#[template(path = "run.html")]
+struct RunT {
+    chrome: Chrome,
+    back_url: String,
+    d: DetailModel,
+}
+
+async fn detail_model(
+    engine: &Engine,
+    viewer: Viewer,
+    id: RunId,
+    decision_of: impl FnOnce(&tenantatlas_domain::view::RunView) -> Decision,
+    names: &Names,
+    system: bool,
+) -> Result<DetailModel, WebError> {
+    let detail = engine.run_detail(viewer, id).await?;
+    let v = engine.view(&detail.run);
+    let d = decision_of(&v);
+    let (counted, eta) = match &v.progress {
+        tenantatlas_domain::view::ProgressView::Counted {
+            processed,
+            total,
+            eta_s,
+        } => (
+            Some((*processed, *total)),
+            eta_s
+                .filter(|_| v.status != tenantatlas_domain::lifecycle::RunStatus::Completed)
+                .map(render::duration_text),
+        ),
+        _ => (None, None),
+    };
+    let initiator = match v.initiator {
+        Some(u) => engine
+            .store()
+            .find_user(&u.to_string())
+            .await
+            .ok()
+            .flatten()
+            .map_or_else(|| u.to_string(), |u| u.email),
+        None => "system".into(),
+    };
+    let link = |id: RunId| {
+        if system {
+            format!("/system/runs/{id}")
+        } else {
+            tenantatlas_domain::notify::run_view_url(id)
+        }
+    };
+    let mut related = Vec::new();
+    if let Some(p) = v.parent_id {
+        related.push(("Parent run".to_owned(), link(p)));
+    }
+    for c in &detail.children {
+        related.push((format!("Child: {}", c.op_type.spec().label), link(c.id)));
+    }
+    if let Some(t) = v.tenant_id {
+        related.push((
+            "All operations of this tenant".into(),
+            format!("/admin/operations?tenant={t}"),
+        ));
+        related.push((
+            format!("All {} runs of this tenant", v.label),
+            format!("/admin/operations?tenant={t}&type={}", v.op_type.as_str()),
+        ));
+    }
+    Ok(DetailModel {
+        label: v.label,
+        tenant: render::tenant_name(v.tenant_id, names),
+        class: v.problem_class.as_str(),
+        class_label: v.problem_class.label(),
+        headline: d.headline,
+        next_step: d.next_step,
+        actions: d.actions,
+        counted,
+        eta,
+        progress: render::progress_text(&v.progress),
+        counts: v.summary_counts.iter().map(|(k, n)| (k.as_str(), n)).collect(),
+        status: render::status_text(&v),
+        attempt: v.attempt,
+        created: render::when(v.created_at),
+        started: v.started_at.map(render::when).unwrap_or_default(),
+        completed: v.completed_at.map(render::when).unwrap_or_default(),
+        initiator,
+        failures: v
+            .failures
+            .iter()
+            .map(|f| (f.reason_code.as_str(), f.message.to_string(), f.next_step))
+            .collect(),
+        related,
+        units: detail
+            .units
+            .iter()
+            .map(|u| {
+                (
+                    u.unit_key.clone(),
+                    u.outcome
+                        .map_or_else(|| "pending".to_owned(), |o| format!("{o:?}").to_lowercase()),
+                    String::new(),
+                    u.reason_code.map(|c| c.as_str().to_owned()).unwrap_or_default(),
+                )
+            })
+            .collect(),
+        timeline: detail
+            .events
+            .iter()
+            .map(|e| {
+                let mut what = e.kind.as_str().replace('_', " ");
+                if let Some(a) = e.attempt {
+                    what.push_str(&format!(" (attempt {a})"));
+                }
+                if let Some(r) = e.detail.get("reason").and_then(|r| r.as_str()) {
+                    what.push_str(&format!(": {r}"));
+                }
+                (e.kind.as_str(), render::when(e.at), what)
+            })
+            .collect(),
+    })
+}
+
+async fn run_page(State(state): State<AppState>, PageCaller(user): PageCaller, Path(id): Path<String>) -> PageResult {
+    let engine = state.engine();
+    let id: RunId = parse_id("id", &id).map_err(fail)?;
+    let run = engine.get_run_for(Viewer::User(user.id), id).await.map_err(fail)?;
+    let allowed = allowed_for(engine, &user, &run).await;
+    let names = names_for(engine, Some(&user)).await.map_err(fail)?;
+    let base = format!("/admin/operations/{id}");
+    let d = detail_model(
+        engine,
+        Viewer::User(user.id),
+        id,
+        |v| render::decision(v, allowed, &base),
+        &names,
+        false,
+    )
+    .await
+    .map_err(fail)?;
+    let chrome = chrome(&state, &user, &names).await?;
+    html(&RunT {
+        chrome,
+        back_url: "/admin/operations".into(),
+        d,
+    })
+}
+
+async fn cancel(State(state): State<AppState>, PageCaller(user): PageCaller, Path(id): Path<String>) -> PageResult {
+    let id: RunId = parse_id("id", &id).map_err(fail)?;
+    state
+        .engine()
+        .cancel(Initiator::User(user.id), id)
+        .await
+        .map_err(fail)?;
+    Ok(Redirect::to(&tenantatlas_domain::notify::run_view_url(id)).into_response())
+}
+
+async fn retry(State(state): State<AppState>, PageCaller(user): PageCaller, Path(id): Path<String>) -> PageResult {
+    let engine = state.engine();
+    let id: RunId = parse_id("id", &id).map_err(fail)?;
+    let run = engine.get_run_for(Viewer::User(user.id), id).await.map_err(fail)?;
+    let tenant = run.tenant_id.ok_or_else(|| fail(WebError::not_found("run")))?;
+    let started = engine
+        .start(Initiator::User(user.id), tenant, run.op_type, run.params.clone())
+        .await
+        .map_err(fail)?;
+    Ok(Redirect::to(&tenantatlas_domain::notify::run_view_url(started.run.id)).into_response())
+}
+
+// ---------------------------------------------------------------- notifications
+
+struct NoteLine {
+    run_id: String,
+    title: String,
+    body: String,
+    view_url: String,
+    read: bool,
+    read_url: String,
+    created: String,
+    class: &'static str,
+    class_label: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "notifications.html")]
+struct NotificationsT {
+    chrome: Chrome,
+    items: Vec<NoteLine>,
+}
+
+async fn notifications(State(state): State<AppState>, PageCaller(user): PageCaller) -> PageResult {
+    let engine = state.engine();
+    let list = engine
+        .store()
+        .notifications(user.id, 100)
+        .await
+        .map_err(|e| fail(tenantatlas_engine::EngineError::from(e)))?;
+    let mut items = Vec::new();
+    for n in list {
+        // the class is the run's, now (law 6): the same word as every other surface
+        let class = match engine.store().get_run(n.run_id).await {
+            Ok(Some(r)) => engine.view(&r).problem_class,
+            _ => ProblemClass::NeedsFollowUp,
+        };
+        items.push(NoteLine {
+            run_id: n.run_id.to_string(),
+            read_url: format!("/admin/notifications/{}/read", n.id),
+            title: n.title,
+            body: n.body,
+            view_url: n.view_url,
+            read: n.read_at.is_some(),
+            created: render::when(n.created_at),
+            class: class.as_str(),
+            class_label: class.label(),
+        });
+    }
+    let names = names_for(engine, Some(&user)).await.map_err(fail)?;
+    let chrome = chrome(&state, &user, &names).await?;
+    html(&NotificationsT { chrome, items })
+}
+
+async fn mark_read(State(state): State<AppState>, PageCaller(user): PageCaller, Path(id): Path<String>) -> PageResult {
+    let engine = state.engine();
+    let id: NotificationId = parse_id("id", &id).map_err(fail)?;
+    let done = engine
+        .store()
+        .mark_read(user.id, id, engine.now())
+        .await
+        .map_err(|e| fail(tenantatlas_engine::EngineError::from(e)))?;
+    if !done {
+        return Err(fail(WebError::not_found("notification")));
+    }
+    Ok(Redirect::to("/admin/notifications").into_response())
+}
+
+// ---------------------------------------------------------------- system plane
+
+#[derive(Template)]
+#[template(path = "system_runs.html")]
+struct SystemRunsT {
+    chrome: Chrome,
+    title: &'static str,
+    kpis: Vec<Kpi>,
+    rows: Vec<Row>,
+    next_url: Option<String>,
+    charts: Vec<(String, String)>,
+}
+
+async fn system_list(state: &AppState, user: &User, kind: &'static str, q: &HashMap<String, String>) -> PageResult {
+    let engine = state.engine();
+    let lq = parse_list(q).map_err(fail)?;
+    let names = names_for(engine, None).await.map_err(fail)?;
+    let filter = system_filter(kind, lq.filter);
+    let page = engine
+        .list_runs(Viewer::Everything, filter.clone(), lq.limit, lq.cursor)
+        .await
+        .map_err(fail)?;
+    let summary = engine
+        .problem_summary(Viewer::Everything, RunFilter::default(), DASHBOARD_WINDOW)
+        .await
+        .map_err(fail)?;
+    let path = match kind {
+        "failures" => "/system/failures",
+        "stuck" => "/system/stuck",
+        _ => "/system",
+    };
+    let mut rows = rows(engine, &page.runs, &names);
+    for r in &mut rows {
+        r.url = format!("/system/runs/{}", r.id);
+    }
+    let chrome = chrome(state, user, &names).await?;
+    html(&SystemRunsT {
+        chrome,
+        title: match kind {
+            "failures" => "Failures",
+            "stuck" => "Stuck",
+            _ => "All runs",
+        },
+        kpis: render::kpis(&summary.total, "/system"),
+        rows,
+        next_url: page.next_cursor.map(|c| format!("{path}?cursor={}", c.encode())),
+        charts: Vec::new(),
+    })
+}
+
+async fn system_runs(
+    State(state): State<AppState>,
+    op: PlatformOperator,
+    Query(q): Query<HashMap<String, String>>,
+) -> PageResult {
+    system_list(&state, &op.0, "runs", &q).await
+}
+
+async fn system_failures(
+    State(state): State<AppState>,
+    op: PlatformOperator,
+    Query(q): Query<HashMap<String, String>>,
+) -> PageResult {
+    system_list(&state, &op.0, "failures", &q).await
+}
+
+async fn system_stuck(
+    State(state): State<AppState>,
+    op: PlatformOperator,
+    Query(q): Query<HashMap<String, String>>,
+) -> PageResult {
+    system_list(&state, &op.0, "stuck", &q).await
+}
+
+async fn system_run(State(state): State<AppState>, op: PlatformOperator, Path(id): Path<String>) -> PageResult {
+    let engine = state.engine();
+    let id: RunId = parse_id("id", &id).map_err(fail)?;
+    let names = names_for(engine, None).await.map_err(fail)?;
+    let base = format!("/system/runs/{id}");
+    let allowed = render::Allowed {
+        cancel: true,
+        retry: true,
+        reconcile: true,
+    };
+    let d = detail_model(
+        engine,
+        Viewer::Everything,
+        id,
+        |v| {
+            let mut a = allowed;
+            a.retry = v.tenant_id.is_some();
+            render::decision(v, a, &base)
+        },
+        &names,
+        true,
+    )
+    .await
+    .map_err(fail)?;
+    let chrome = chrome(&state, &op.0, &names).await?;
+    html(&RunT {
+        chrome,
+        back_url: "/system".into(),
+        d,
+    })
+}
+
+async fn system_action(
+    State(state): State<AppState>,
+    op: PlatformOperator,
+    Path((id, action)): Path<(String, String)>,
+) -> PageResult {
+    let id: RunId = parse_id("id", &id).map_err(fail)?;
+    if !["reconcile", "retry", "cancel"].contains(&action.as_str()) {
+        return Err(fail(WebError::not_found("action")));
+    }
+    let run = triage(state.engine(), &op.0, id, &action).await.map_err(fail)?;
+    Ok(Redirect::to(&format!("/system/runs/{}", run.id)).into_response())
+}
+
+#[derive(Template)]
+#[template(path = "audit.html")]
+struct AuditT {
+    chrome: Chrome,
+    entries: Vec<(String, String, String, String)>,
+}
+
+async fn audit(State(state): State<AppState>, op: PlatformOperator) -> PageResult {
+    let engine = state.engine();
+    let log = engine
+        .store()
+        .audit_log(200)
+        .await
+        .map_err(|e| fail(tenantatlas_engine::EngineError::from(e)))?;
+    let mut emails: HashMap<tenantatlas_domain::ids::UserId, String> = HashMap::new();
+    let mut entries = Vec::new();
+    for a in log {
+        let who = match a.entry.actor {
+            tenantatlas_store::model::Actor::User(u) => {
+                if let std::collections::hash_map::Entry::Vacant(slot) = emails.entry(u) {
+                    let e = engine
+                        .store()
+                        .find_user(&u.to_string())
+                        .await
+                        .ok()
+                        .flatten()
+                        .map_or_else(|| u.to_string(), |u| u.email);
+                    slot.insert(e);
+                }
+                emails[&u].clone()
+            }
+            tenantatlas_store::model::Actor::System => "system".into(),
+            tenantatlas_store::model::Actor::Cli => "command line".into(),
+        };
+        entries.push((
+            render::when(a.entry.at),
+            who,
+            a.entry.action,
+            format!(
+                "{} {}",
+                a.entry.target_type.unwrap_or_default(),
+                a.entry.target_id.unwrap_or_default()
+            ),
+        ));
+    }
+    let names = Names::new();
+    let chrome = chrome(&state, &op.0, &names).await?;
+    html(&AuditT { chrome, entries })
+}

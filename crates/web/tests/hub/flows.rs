@@ -1,0 +1,505 @@
+//! Sessions, CSRF, headers, rate limits, tokens, the start toast, errors,
+//! and law 6 across every surface.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::header;
+use serde_json::{Value, json};
+use tenantatlas_domain::catalog::OperationType;
+use tenantatlas_domain::ids::RunId;
+use tenantatlas_domain::lifecycle::Outcome;
+use tenantatlas_domain::names::Password;
+use tenantatlas_domain::params::RawParams;
+use tenantatlas_domain::reason::{Failure, ReasonCode};
+use tenantatlas_engine::Initiator;
+use tenantatlas_store::model::{Actor, RunFilter};
+use tenantatlas_web::{AppState, WebConfig};
+
+use crate::{PASSWORD, api, body_text, databases, login, req, send, world};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_are_rotated_bounded_and_ended() {
+    for db in databases() {
+        let w = world(&db).await;
+        let op = w.user("operator").clone();
+        // the cookie's attributes
+        let form = format!("email=operator%40example.test&password={}", PASSWORD.replace(' ', "+"));
+        let r = send(
+            &w.app,
+            req("POST", "/login")
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(Body::from(form))
+                .unwrap(),
+        )
+        .await;
+        let set = r.headers()[header::SET_COOKIE].to_str().unwrap().to_owned();
+        assert!(
+            set.contains("HttpOnly") && set.contains("SameSite=Strict") && set.contains("Path=/"),
+            "{set}"
+        );
+        // a new id at every login
+        let a = login(&w.app, &op.email).await;
+        let b = login(&w.app, &op.email).await;
+        assert_ne!(a, b, "the session id rotates at login");
+        assert_eq!(api(&w.app, "GET", "/api/v1/runs", Some(&a), None).await.0, 200);
+        // inactivity timeout (30 minutes by default)
+        w.clock.advance(Duration::from_secs(31 * 60));
+        assert_eq!(
+            api(&w.app, "GET", "/api/v1/runs", Some(&a), None).await.0,
+            401,
+            "idle session ends"
+        );
+        // absolute timeout: active every 20 minutes, still ends after 12 hours
+        let c = login(&w.app, &op.email).await;
+        for _ in 0..35 {
+            w.clock.advance(Duration::from_secs(20 * 60));
+            assert_eq!(api(&w.app, "GET", "/api/v1/runs", Some(&c), None).await.0, 200);
+        }
+        w.clock.advance(Duration::from_secs(20 * 60));
+        assert_eq!(
+            api(&w.app, "GET", "/api/v1/runs", Some(&c), None).await.0,
+            401,
+            "absolute timeout"
+        );
+        // a password change ends every session
+        let d = login(&w.app, &op.email).await;
+        w.clock.advance(Duration::from_secs(1));
+        w.engine
+            .change_password(&op, &Password::parse("p", "another long password").unwrap(), Actor::Cli)
+            .await
+            .unwrap();
+        assert_eq!(
+            api(&w.app, "GET", "/api/v1/runs", Some(&d), None).await.0,
+            401,
+            "password change"
+        );
+        // a disabled user's sessions and tokens end
+        let owner = w.user("owner").clone();
+        let e = login(&w.app, &owner.email).await;
+        let token = w.engine.create_api_token(&owner, "ci", Actor::Cli).await.unwrap();
+        let bearer = |t: &str| {
+            req("GET", "/api/v1/runs")
+                .header(header::AUTHORIZATION, format!("Bearer {t}"))
+                .body(Body::empty())
+                .unwrap()
+        };
+        assert_eq!(send(&w.app, bearer(&token)).await.status(), 200, "the token works");
+        w.engine.disable_user(&owner, Actor::Cli).await.unwrap();
+        assert_eq!(api(&w.app, "GET", "/api/v1/runs", Some(&e), None).await.0, 401);
+        assert_eq!(send(&w.app, bearer(&token)).await.status(), 401);
+        // only the hash is stored
+        assert!(w.engine.store().find_api_token(&token).await.unwrap().is_none());
+        assert!(
+            w.engine
+                .store()
+                .find_api_token(&tenantatlas_engine::auth::digest(&token))
+                .await
+                .unwrap()
+                .is_some()
+        );
+        // a forged token is 401, never a fall-back to the cookie
+        let r = send(
+            &w.app,
+            req("GET", "/api/v1/runs")
+                .header(header::AUTHORIZATION, "Bearer tat_nope")
+                .header(header::COOKIE, &b)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(r.status(), 401);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logins_say_nothing_about_accounts_and_are_rate_limited() {
+    for db in databases() {
+        let w = world(&db).await;
+        let app = tenantatlas_web::router(AppState::new(w.engine.clone(), WebConfig::default()));
+        let attempt = |email: &str, password: &str, port: u16| {
+            let form = format!(
+                "email={}&password={}",
+                email.replace('@', "%40"),
+                password.replace(' ', "+")
+            );
+            req("POST", "/login")
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .extension(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+                    [10, 0, 0, 1],
+                    port,
+                ))))
+                .body(Body::from(form))
+                .unwrap()
+        };
+        let unknown = send(&app, attempt("ghost@example.test", "whatever password", 1)).await;
+        assert_eq!(unknown.status(), 401);
+        let unknown = body_text(unknown).await;
+        let wrong = send(&app, attempt("operator@example.test", "wrong password!", 1)).await;
+        assert_eq!(wrong.status(), 401);
+        assert_eq!(
+            body_text(wrong).await,
+            unknown,
+            "the same answer for unknown accounts and wrong passwords"
+        );
+        for _ in 0..4 {
+            send(&app, attempt("operator@example.test", "wrong password!", 1)).await;
+        }
+        let blocked = send(&app, attempt("operator@example.test", PASSWORD, 1)).await;
+        assert_eq!(
+            blocked.status(),
+            429,
+            "five failures block the account, even with the right password"
+        );
+        // another account from the same address is not blocked yet
+        let other = send(&app, attempt("owner@example.test", PASSWORD, 1)).await;
+        assert_eq!(other.status(), 303);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_changes_need_a_same_site_proof_and_headers_are_set() {
+    for db in databases() {
+        let w = world(&db).await;
+        let cookie = login(&w.app, "operator@example.test").await;
+        let count = async || {
+            w.engine
+                .list_runs(tenantatlas_engine::Viewer::Everything, RunFilter::default(), 500, None)
+                .await
+                .unwrap()
+                .runs
+                .len()
+        };
+        let before = count().await;
+        let uri = format!("/api/v1/tenants/{}/runs", w.t1);
+        let body = json!({"type": "inventory.sync"}).to_string();
+        let forged = |site: Option<&str>, origin: Option<&str>| {
+            let mut b = axum::http::Request::builder()
+                .method("POST")
+                .uri(&uri)
+                .header(header::HOST, "hub.test")
+                .header(header::COOKIE, &cookie)
+                .header(header::CONTENT_TYPE, "application/json");
+            if let Some(s) = site {
+                b = b.header("sec-fetch-site", s);
+            }
+            if let Some(o) = origin {
+                b = b.header(header::ORIGIN, o);
+            }
+            b.body(Body::from(body.clone())).unwrap()
+        };
+        for (site, origin) in [
+            (None, None),
+            (Some("cross-site"), None),
+            (Some("same-site"), None),
+            (None, Some("https://evil.test")),
+        ] {
+            let r = send(&w.app, forged(site, origin)).await;
+            assert_eq!(r.status(), 403, "{site:?} {origin:?}");
+        }
+        assert_eq!(count().await, before, "a refused request created nothing");
+        let r = send(&w.app, forged(None, Some("http://hub.test"))).await;
+        assert_eq!(r.status(), 202, "same origin is accepted");
+        // headers on a page
+        let r = send(
+            &w.app,
+            req("GET", "/admin")
+                .header(header::COOKIE, &cookie)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        let h = r.headers();
+        let csp = h[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+        for part in [
+            "object-src 'none'",
+            "base-uri 'none'",
+            "frame-ancestors 'none'",
+            "script-src 'self'",
+        ] {
+            assert!(csp.contains(part), "{csp}");
+        }
+        assert!(!csp.contains("unsafe-inline"));
+        assert_eq!(h[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+        assert!(h.contains_key(header::REFERRER_POLICY));
+        let page = body_text(r).await;
+        assert!(!page.contains("<script>"), "no inline script");
+        assert!(!page.contains("onclick="), "no inline handlers");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starts_answer_with_a_toast_and_bad_input_names_the_field() {
+    for db in databases() {
+        let w = world(&db).await;
+        let op = login(&w.app, "operator@example.test").await;
+        let ro = login(&w.app, "readonly@example.test").await;
+        let uri = format!("/api/v1/tenants/{}/runs", w.t1);
+        let start = json!({"type": "synthetic", "params": {"units": 3, "key": "toast"}});
+        let (s, first) = api(&w.app, "POST", &uri, Some(&op), Some(start.clone())).await;
+        assert_eq!(s, 202, "{first}");
+        assert_eq!(first["joined"], false);
+        assert_eq!(first["toast"]["kind"], "queued");
+        let id = first["run"]["id"].as_str().unwrap();
+        assert_eq!(first["toast"]["view_url"], format!("/admin/operations/{id}"));
+        let (s, second) = api(&w.app, "POST", &uri, Some(&op), Some(start.clone())).await;
+        assert_eq!(s, 200);
+        assert_eq!(second["joined"], true);
+        assert_eq!(second["toast"]["kind"], "already_queued");
+        assert_eq!(second["run"]["id"], first["run"]["id"]);
+        // readonly: refused, nothing created
+        let (s, err) = api(&w.app, "POST", &uri, Some(&ro), Some(json!({"type": "inventory.sync"}))).await;
+        assert_eq!(s, 403);
+        assert_eq!(err["error"]["code"], "forbidden");
+        let (_, list) = api(&w.app, "GET", "/api/v1/runs?type=inventory.sync", Some(&op), None).await;
+        assert_eq!(
+            list["runs"].as_array().unwrap().len(),
+            0,
+            "the refused start created nothing"
+        );
+        // bad input names the field
+        for (body, field) in [
+            (json!({"type": "nope"}), "type"),
+            (json!({}), "type"),
+            (json!({"type": "synthetic", "params": {"units": -1}}), "params.units"),
+            (json!({"type": "synthetic", "extra": 1}), "extra"),
+        ] {
+            let (s, err) = api(&w.app, "POST", &uri, Some(&op), Some(body.clone())).await;
+            assert_eq!(s, 422, "{body} → {err}");
+            assert_eq!(err["error"]["field"], field, "{body} → {err}");
+        }
+        let (s, err) = api(&w.app, "GET", "/api/v1/runs?problem=sad", Some(&op), None).await;
+        assert_eq!((s, err["error"]["field"].as_str()), (422, Some("problem")));
+        let (s, err) = api(&w.app, "GET", "/api/v1/runs?colour=red", Some(&op), None).await;
+        assert_eq!((s, err["error"]["field"].as_str()), (422, Some("colour")));
+        // the detail carries decision, timeline and related links
+        let (s, d) = api(&w.app, "GET", &format!("/api/v1/runs/{id}"), Some(&op), None).await;
+        assert_eq!(s, 200);
+        assert_eq!(d["decision"]["problem_class"], "active");
+        assert!(
+            d["decision"]["actions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a["action"] == "cancel")
+        );
+        assert!(d["timeline"].as_array().unwrap().iter().any(|e| e["kind"] == "created"));
+        assert!(d["timeline"].as_array().unwrap().iter().any(|e| e["kind"] == "joined"));
+        assert!(!d["related"].as_array().unwrap().is_empty());
+        // readonly sees it, without the cancel action
+        let (_, d) = api(&w.app, "GET", &format!("/api/v1/runs/{id}"), Some(&ro), None).await;
+        assert!(d["decision"]["actions"].as_array().unwrap().is_empty(), "{d}");
+        // the OpenAPI document lists every API route
+        let (_, doc) = api(&w.app, "GET", "/api/v1/openapi.json", Some(&op), None).await;
+        for (_, path, _) in tenantatlas_web::api::ROUTES {
+            assert!(doc["paths"].get(*path).is_some(), "{path} in the OpenAPI document");
+        }
+    }
+}
+
+/// Law 6: one run of each class, read on every surface, the same class.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_problem_class_on_every_surface() {
+    for db in databases() {
+        let w = world(&db).await;
+        let e = &w.engine;
+        let operator = w.user("operator").clone();
+        let who = Initiator::User(operator.id);
+        let synth = |key: &str| {
+            OperationType::Synthetic
+                .parse_params(RawParams::Json(&json!({"units": 2, "key": key})))
+                .unwrap()
+        };
+        let start = async |key: &str| {
+            e.start(who, w.t1, OperationType::Synthetic, synth(key))
+                .await
+                .unwrap()
+                .run
+        };
+        // reconciled: its worker vanished
+        let rec = start("rec").await;
+        let claimed = e
+            .claim(rec.id, "gone/1", Duration::from_secs(1))
+            .await
+            .unwrap()
+            .unwrap();
+        w.clock.advance(Duration::from_secs(2));
+        e.reconcile(rec.id, &claimed).await.unwrap();
+        // active_stale: queued for an hour
+        let stale = start("stale").await;
+        w.clock.advance(Duration::from_secs(3_600));
+        let active = start("active").await;
+        let ok = start("ok").await;
+        e.claim(ok.id, "w/1", Duration::from_secs(3_600))
+            .await
+            .unwrap()
+            .unwrap();
+        e.complete(ok.id, None, Outcome::Succeeded, None, vec![]).await.unwrap();
+        let failed = start("failed").await;
+        e.claim(failed.id, "w/1", Duration::from_secs(3_600))
+            .await
+            .unwrap()
+            .unwrap();
+        e.complete(
+            failed.id,
+            None,
+            Outcome::Failed,
+            Some(ReasonCode::ProviderThrottled),
+            vec![Failure::from_code(ReasonCode::ProviderThrottled)],
+        )
+        .await
+        .unwrap();
+        let cancelled = start("cancelled").await;
+        e.cancel(who, cancelled.id).await.unwrap();
+        let want: HashMap<RunId, &str> = [
+            (rec.id, "reconciled"),
+            (stale.id, "active_stale"),
+            (active.id, "active"),
+            (ok.id, "ok"),
+            (failed.id, "needs_follow_up"),
+            (cancelled.id, "cancelled"),
+        ]
+        .into_iter()
+        .collect();
+        let cookie = login(&w.app, &operator.email).await;
+        let platform = login(&w.app, "platform@example.test").await;
+        let page = async |uri: &str, c: &str| {
+            body_text(
+                send(
+                    &w.app,
+                    req("GET", uri).header(header::COOKIE, c).body(Body::empty()).unwrap(),
+                )
+                .await,
+            )
+            .await
+        };
+        // the class a page shows for a run: the data-class beside its id
+        let class_in = |html: &str, id: RunId| -> Option<String> {
+            let at = html.find(&format!("data-run=\"{id}\""))?;
+            let rest = &html[at..];
+            let c = rest.find("data-class=\"")? + 12;
+            Some(rest[c..c + rest[c..].find('"')?].to_owned())
+        };
+        let list_api = api(
+            &w.app,
+            "GET",
+            &format!("/api/v1/runs?tenant={}", w.t1),
+            Some(&cookie),
+            None,
+        )
+        .await
+        .1;
+        let list_page = page(&format!("/admin/operations?tenant={}&limit=100", w.t1), &cookie).await;
+        let system_api = api(&w.app, "GET", "/api/v1/system/runs?limit=500", Some(&platform), None)
+            .await
+            .1;
+        let widget = page("/admin/widget", &cookie).await;
+        let notes = page("/admin/notifications", &cookie).await;
+        for (id, class) in &want {
+            let in_list = list_api["runs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["id"] == id.to_string())
+                .unwrap();
+            assert_eq!(in_list["problem_class"], *class, "API list");
+            let (_, d) = api(&w.app, "GET", &format!("/api/v1/runs/{id}"), Some(&cookie), None).await;
+            assert_eq!(d["problem_class"], *class, "API detail");
+            assert_eq!(d["decision"]["problem_class"], *class, "API decision");
+            assert_eq!(class_in(&list_page, *id).as_deref(), Some(*class), "operations page");
+            let detail = page(&format!("/admin/operations/{id}"), &cookie).await;
+            assert!(
+                detail.contains(&format!("id=\"decision\" data-class=\"{class}\"")),
+                "detail page for {class}"
+            );
+            let sys = system_api["runs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["id"] == id.to_string())
+                .unwrap();
+            assert_eq!(sys["problem_class"], *class, "system API");
+            let sys_page = page(&format!("/system/runs/{id}"), &platform).await;
+            assert!(sys_page.contains(&format!("data-class=\"{class}\"")), "system detail");
+            // the widget shows active runs only, with their class
+            let w_class = class_in(&widget, *id);
+            if class.starts_with("active") {
+                assert_eq!(w_class.as_deref(), Some(*class), "widget");
+            } else {
+                assert_eq!(w_class, None, "a {class} run is not on the widget");
+            }
+            // completed runs the operator started notified them once, with the same class
+            if !class.starts_with("active") {
+                assert_eq!(class_in(&notes, *id).as_deref(), Some(*class), "notification");
+            }
+        }
+        // the stuck and failures views hold the right runs
+        let stuck = api(&w.app, "GET", "/api/v1/system/stuck", Some(&platform), None)
+            .await
+            .1;
+        // (the world's two queued runs have waited as long as `stale`)
+        let mut ids: Vec<&str> = stuck["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_str().unwrap())
+            .collect();
+        ids.sort_unstable();
+        let mut want_stuck = vec![stale.id.to_string(), w.r1.to_string(), w.r3.to_string()];
+        want_stuck.sort();
+        assert_eq!(ids, want_stuck);
+        let failures = api(&w.app, "GET", "/api/v1/system/failures", Some(&platform), None)
+            .await
+            .1;
+        let ids: Vec<&str> = failures["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, vec![failed.id.to_string()]);
+        // dashboard and overview numbers drill through to lists of as many runs
+        let dash = page(&format!("/admin/tenants/{}", w.t1), &cookie).await;
+        for class in [
+            "active",
+            "active_stale",
+            "needs_follow_up",
+            "reconciled",
+            "ok",
+            "cancelled",
+        ] {
+            let link = format!("/admin/operations?tenant={}&#38;problem={class}", w.t1);
+            let at = dash.find(&link).unwrap_or_else(|| panic!("dashboard links {class}"));
+            let n: u64 = dash[at..]
+                .split("<span class=\"n\">")
+                .nth(1)
+                .and_then(|s| s.split('<').next())
+                .and_then(|s| s.trim().parse().ok())
+                .unwrap();
+            let (_, l) = api(
+                &w.app,
+                "GET",
+                &format!("/api/v1/runs?tenant={}&problem={class}&limit=500", w.t1),
+                Some(&cookie),
+                None,
+            )
+            .await;
+            assert_eq!(
+                n,
+                l["runs"].as_array().unwrap().len() as u64,
+                "dashboard {class} count drills through"
+            );
+        }
+        // one notification per completed run the operator started, no more
+        let (_, n) = api(&w.app, "GET", "/api/v1/notifications", Some(&cookie), None).await;
+        let runs: Vec<&Value> = n["notifications"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| &x["run_id"])
+            .collect();
+        assert_eq!(runs.len(), 4, "{n}");
+        assert_eq!(n["unread"], 4);
+    }
+}
