@@ -8,6 +8,8 @@
 //! cargo run --release -p tenantatlas-bench -- units --backend sqlite
 //! ```
 
+mod hub;
+
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -92,6 +94,25 @@ enum What {
         /// Starts measured for the idle latency.
         #[arg(long, default_value_t = 200)]
         latency_samples: usize,
+    },
+    /// The hub over a large ledger: list, detail, dashboard and overview
+    /// latency server-side, a real server's idle RSS, and live-widget
+    /// streams.
+    Hub {
+        #[command(flatten)]
+        common: Common,
+        /// Runs in the ledger.
+        #[arg(long, default_value_t = 1_000_000)]
+        runs: usize,
+        /// Tenants they belong to.
+        #[arg(long, default_value_t = 200)]
+        tenants: usize,
+        /// Requests timed per figure.
+        #[arg(long, default_value_t = 200)]
+        samples: usize,
+        /// Live-widget streams held open.
+        #[arg(long, default_value_t = 500)]
+        sse_clients: usize,
     },
     /// Unit completions per second, in batches.
     Units {
@@ -373,6 +394,13 @@ async fn main() -> Result<()> {
             concurrency,
             latency_samples,
         } => e2e(common, *runs, *processes, *concurrency, *latency_samples).await?,
+        What::Hub {
+            common,
+            runs,
+            tenants,
+            samples,
+            sse_clients,
+        } => hub::hub(common, *runs, *tenants, *samples, *sse_clients).await?,
     };
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
