@@ -206,15 +206,24 @@ pub fn reconcilable(run: &Run, now: Timestamp, thresholds: &Thresholds) -> bool 
 
 /// Classifies `run` at `now` (law 6).
 pub fn classify(run: &Run, now: Timestamp, thresholds: &Thresholds) -> ProblemClass {
-    match run.state {
-        RunState::Completed(Outcome::Cancelled) => ProblemClass::Cancelled,
-        RunState::Completed(_) if run.reconciliation.is_some() => ProblemClass::Reconciled,
-        RunState::Completed(Outcome::Succeeded) => ProblemClass::Ok,
-        RunState::Completed(_) => ProblemClass::NeedsFollowUp,
-        RunState::Queued | RunState::Running => match stale_at(run, thresholds) {
+    match terminal_class(run) {
+        Some(class) => class,
+        None => match stale_at(run, thresholds) {
             Some(at) if now >= at => ProblemClass::ActiveStale,
             _ => ProblemClass::Active,
         },
+    }
+}
+
+/// The class of a completed run, which never changes again (`None` while
+/// active): what the per-day class counters record at completion.
+pub fn terminal_class(run: &Run) -> Option<ProblemClass> {
+    match run.state {
+        RunState::Completed(Outcome::Cancelled) => Some(ProblemClass::Cancelled),
+        RunState::Completed(_) if run.reconciliation.is_some() => Some(ProblemClass::Reconciled),
+        RunState::Completed(Outcome::Succeeded) => Some(ProblemClass::Ok),
+        RunState::Completed(_) => Some(ProblemClass::NeedsFollowUp),
+        RunState::Queued | RunState::Running => None,
     }
 }
 

@@ -16,6 +16,7 @@
 //! `outcome`, and the only statement that writes notifications. A guard test
 //! in the engine fails if any other SQL does.
 
+mod counters;
 mod error;
 pub mod model;
 pub mod postgres;

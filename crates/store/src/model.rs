@@ -365,8 +365,9 @@ pub struct CountQuery {
     pub scope: RunScope,
     /// Filters (problem and bucket filters are ignored).
     pub filter: RunFilter,
-    /// Completed runs count only when completed at or after this; active
-    /// runs always count.
+    /// Completed runs count only when completed on or after the start of
+    /// this moment's UTC day (the per-day counters' grain); active runs
+    /// always count.
     pub completed_since: Timestamp,
     /// The moment classes are evaluated at.
     pub now: Timestamp,

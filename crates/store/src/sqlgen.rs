@@ -253,13 +253,40 @@ pub(crate) fn list_runs(q: &RunQuery) -> Sql {
 pub(crate) fn count_problems(q: &CountQuery) -> Sql {
     let mut sql = Sql::default();
     let case = problem_case(&mut sql, q.now, &q.thresholds);
+    // completed runs count from the start of the window's first UTC day,
+    // whichever way they are counted
+    let since_day = crate::counters::day_of(q.completed_since);
+    let f = &q.filter;
+    let by_counters = f.op_type.is_none() && f.parent.is_none() && f.since.is_none() && f.until.is_none();
+    if by_counters {
+        // active runs live (through the index of active runs), completed
+        // runs from the per-day class counters
+        let _ = write!(
+            sql.text,
+            "SELECT workspace_id, tenant_id, {case} AS class, COUNT(*) AS n FROM operation_runs WHERE active"
+        );
+        scope_clause(&mut sql, &q.scope);
+        filter_clause(&mut sql, f, false);
+        let day = sql.arg(Arg::Int(since_day));
+        let nil = crate::counters::NIL;
+        let _ = write!(
+            sql.text,
+            " GROUP BY workspace_id, tenant_id, class UNION ALL \
+             SELECT NULLIF(workspace_id, '{nil}') AS workspace_id, NULLIF(tenant_id, '{nil}') AS tenant_id, class, \
+             CAST(SUM(n) AS BIGINT) AS n FROM run_class_counts WHERE day >= {day}"
+        );
+        scope_clause(&mut sql, &q.scope);
+        filter_clause(&mut sql, f, false);
+        sql.push(" GROUP BY workspace_id, tenant_id, class");
+        return sql;
+    }
     let _ = write!(
         sql.text,
         "SELECT workspace_id, tenant_id, {case} AS class, COUNT(*) AS n FROM operation_runs WHERE 1 = 1"
     );
     scope_clause(&mut sql, &q.scope);
-    filter_clause(&mut sql, &q.filter, false);
-    let since = sql.arg(Arg::Ts(q.completed_since));
+    filter_clause(&mut sql, f, false);
+    let since = sql.arg(Arg::Ts(crate::counters::day_start(q.completed_since)));
     let _ = write!(
         sql.text,
         " AND (active OR completed_at >= {since}) GROUP BY workspace_id, tenant_id, class"

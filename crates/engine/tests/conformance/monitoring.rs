@@ -1,5 +1,6 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
+use tenantatlas_domain::Timestamp;
 
 use serde_json::json;
 use tenantatlas_domain::catalog::OperationType;
@@ -316,6 +317,20 @@ pub async fn sql_problem_classes_agree_with_the_domain(db: Db) {
             )
             .await
             .unwrap();
+        // the per-day class counters (no filter but scope) agree with
+        // counting the ledger itself (a created-since filter takes that path)
+        let counted = e
+            .problem_summary(
+                Viewer::Everything,
+                RunFilter {
+                    since: Some(Timestamp::from_unix_micros(0)),
+                    ..RunFilter::default()
+                },
+                Duration::from_secs(86_400 * 365),
+            )
+            .await
+            .unwrap();
+        assert_eq!(summary, counted, "counters and ledger agree at +{offset}s");
         for class in ProblemClass::ALL {
             let want: BTreeSet<RunId> = runs
                 .iter()

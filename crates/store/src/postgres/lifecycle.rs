@@ -248,6 +248,7 @@ async fn complete_batch(conn: &mut PgConnection, writes: &[LifecycleWrite]) -> R
             })
             .collect()
     };
+    add_to_class_counts(conn, applied.iter().map(|(_, r)| *r)).await?;
     let notified = after_complete(conn, &applied).await?;
     let mut parents: HashMap<RunId, Vec<RunId>> = HashMap::new();
     for (w, run) in &applied {
@@ -278,6 +279,40 @@ async fn complete_batch(conn: &mut PgConnection, writes: &[LifecycleWrite]) -> R
         }
     }
     Ok(results)
+}
+
+/// Adds completed runs to the per-day class counters. The shard comes
+/// from the batch, so concurrent batches mostly touch different rows; rows
+/// are written in key order, so two batches on one shard do not deadlock.
+async fn add_to_class_counts<'a>(conn: &mut PgConnection, runs: impl Iterator<Item = &'a Run>) -> Result<()> {
+    let runs: Vec<&Run> = runs.collect();
+    let Some(first) = runs.first() else {
+        return Ok(());
+    };
+    let shard = i16::from(first.id.as_uuid().as_bytes()[15] % 16);
+    let d = crate::counters::deltas(runs.iter().copied());
+    let (mut ws, mut ts, mut days, mut classes, mut ns) = (vec![], vec![], vec![], vec![], vec![]);
+    for (w, t, day, class, n) in d {
+        ws.push(w);
+        ts.push(t);
+        days.push(i32::try_from(day).unwrap_or(i32::MAX));
+        classes.push(class);
+        ns.push(n);
+    }
+    sqlx::query(
+        "INSERT INTO run_class_counts (workspace_id, tenant_id, day, class, shard, n) \
+         SELECT w, t, d, c, $6, n FROM UNNEST($1::uuid[], $2::uuid[], $3::int[], $4::text[], $5::int8[]) AS u(w, t, d, c, n) \
+         ON CONFLICT (tenant_id, day, class, shard) DO UPDATE SET n = run_class_counts.n + excluded.n",
+    )
+    .bind(&ws)
+    .bind(&ts)
+    .bind(&days)
+    .bind(&classes)
+    .bind(&ns)
+    .bind(shard)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 /// The notifications of completions (and their timeline rows when a

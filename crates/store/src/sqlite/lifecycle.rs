@@ -210,6 +210,7 @@ async fn complete_batch(conn: &mut SqliteConnection, writes: &[LifecycleWrite]) 
             completed.insert(run.id, run);
         }
     }
+    add_to_class_counts(conn, completed.values()).await?;
     let mut results = Vec::with_capacity(writes.len());
     let mut done_once = HashSet::new();
     for w in writes {
@@ -236,6 +237,28 @@ async fn complete_batch(conn: &mut SqliteConnection, writes: &[LifecycleWrite]) 
         }
     }
     Ok(results)
+}
+
+/// Adds completed runs to the per-day class counters (one writer: one
+/// shard).
+async fn add_to_class_counts<'a>(conn: &mut SqliteConnection, runs: impl Iterator<Item = &'a Run>) -> Result<()> {
+    let d = crate::counters::deltas(runs);
+    for chunk in d.chunks(CHUNK) {
+        let mut qb = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO run_class_counts (workspace_id, tenant_id, day, class, shard, n) ",
+        );
+        qb.push_values(chunk, |mut b, (w, t, day, class, n)| {
+            b.push_bind(w.to_string())
+                .push_bind(t.to_string())
+                .push_bind(*day)
+                .push_bind(*class)
+                .push_bind(0_i64)
+                .push_bind(*n);
+        });
+        qb.push(" ON CONFLICT (tenant_id, day, class, shard) DO UPDATE SET n = n + excluded.n");
+        qb.build().execute(&mut *conn).await?;
+    }
+    Ok(())
 }
 
 /// The notifications of a completion (and its timeline row when a person
