@@ -181,9 +181,17 @@ try {
     await p.goto("/admin/notifications");
     for (const id of ids) assert.equal(await p.locator(`.notifications li[data-run="${id}"]`).getAttribute("data-class"), "reconciled");
     await p.goto("/admin");
+    assert.equal(await p.locator("figure.chart svg[role=img]").count(), 1, "the runs-per-day chart");
     await p.screenshot({ path: path.join(shots, "workspace-overview.png"), fullPage: true });
+    // the list's filters survive navigation
+    await p.goto("/admin/operations?problem=reconciled");
+    await p.goto("/admin");
+    await Promise.all([p.waitForNavigation(), p.click("#nav-operations")]);
+    assert.match(p.url(), /problem=reconciled/, "the filter came back");
+    assert.equal(await p.locator("select[name=problem]").inputValue(), "reconciled");
     await plat.page.goto("/system/stuck");
     await plat.page.goto("/system");
+    assert.equal(await plat.page.locator("figure.chart svg[role=img]").count(), 2, "runs per day and durations");
     await plat.page.screenshot({ path: path.join(shots, "system-runs.png"), fullPage: true });
     await plat.context.close();
   });

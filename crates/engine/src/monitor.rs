@@ -212,4 +212,30 @@ impl Engine {
         }
         Ok(out)
     }
+
+    /// Completed runs per UTC day (day number since the epoch) and class in
+    /// `viewer`'s scope, over the last `days` days (today included).
+    pub async fn runs_per_day(&self, viewer: Viewer, days: u32) -> Result<Vec<(i64, ProblemClass, u64)>> {
+        let scope = self.scope_of(viewer).await?;
+        let since = self
+            .now()
+            .minus(Duration::from_secs(86_400 * u64::from(days.saturating_sub(1))));
+        Ok(self.store().runs_per_day(&scope, since).await?)
+    }
+
+    /// The durations of the most recent successful runs of every type that
+    /// has some (the system plane's chart; not scoped).
+    pub async fn recent_durations_by_type(
+        &self,
+        per_type: u32,
+    ) -> Result<Vec<(tenantatlas_domain::catalog::OperationType, Vec<Duration>)>> {
+        let mut out = Vec::new();
+        for op in tenantatlas_domain::catalog::OperationType::ALL {
+            let d = self.store().recent_durations(op, per_type).await?;
+            if !d.is_empty() {
+                out.push((op, d));
+            }
+        }
+        Ok(out)
+    }
 }

@@ -33,7 +33,7 @@ use tenantatlas_domain::Timestamp;
 use tenantatlas_domain::access::Membership;
 use tenantatlas_domain::catalog::OperationType;
 use tenantatlas_domain::ids::{NotificationId, RunId, TenantId, UserId, WorkspaceId};
-use tenantatlas_domain::problem::Thresholds;
+use tenantatlas_domain::problem::{ProblemClass, Thresholds};
 use tenantatlas_domain::run::Run;
 
 pub use error::{Result, StoreError};
@@ -191,6 +191,9 @@ pub trait Backend: Send + Sync + 'static {
     /// Active runs the reconciler may complete at `now` (law 7), oldest
     /// first.
     async fn reconcilable(&self, now: Timestamp, thresholds: &Thresholds, limit: u32) -> Result<Vec<Run>>;
+    /// Completed runs per UTC day (day number) and class, from `since`'s
+    /// day on, within `scope` (from the per-day class counters).
+    async fn runs_per_day(&self, scope: &RunScope, since: Timestamp) -> Result<Vec<(i64, ProblemClass, u64)>>;
     /// Durations of the most recent successful runs of a type.
     async fn recent_durations(&self, op: OperationType, limit: u32) -> Result<Vec<Duration>>;
     /// Marks a running run as asked to cancel (its worker completes it).

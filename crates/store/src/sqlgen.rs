@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use tenantatlas_domain::Timestamp;
-use tenantatlas_domain::lifecycle::RunStatus;
+use tenantatlas_domain::lifecycle::{RunStatus, StatusBucket};
 use tenantatlas_domain::problem::{ProblemClass, Thresholds};
 use uuid::Uuid;
 
@@ -232,9 +232,22 @@ pub(crate) fn reconcilable(now: Timestamp, thresholds: &Thresholds, limit: u32) 
 /// A page of runs.
 pub(crate) fn list_runs(q: &RunQuery) -> Sql {
     let mut sql = Sql::default();
-    let _ = write!(sql.text, "SELECT {RUN_COLUMNS} FROM operation_runs WHERE 1 = 1");
-    scope_clause(&mut sql, &q.scope);
-    filter_clause(&mut sql, &q.filter, true);
+    let active_only = matches!(q.filter.problem, Some(ProblemClass::Active | ProblemClass::ActiveStale))
+        || matches!(q.filter.bucket, Some(StatusBucket::Queued | StatusBucket::Running));
+    if active_only {
+        // Active runs are few: gather those in scope through the index of
+        // active runs first (materialized, so that the planner cannot walk
+        // a list index backwards through every completed run of the scope
+        // looking for them), then filter, order and page.
+        sql.push("WITH a AS MATERIALIZED (SELECT * FROM operation_runs WHERE active");
+        scope_clause(&mut sql, &q.scope);
+        filter_clause(&mut sql, &q.filter, true);
+        let _ = write!(sql.text, ") SELECT {RUN_COLUMNS} FROM a WHERE 1 = 1");
+    } else {
+        let _ = write!(sql.text, "SELECT {RUN_COLUMNS} FROM operation_runs WHERE 1 = 1");
+        scope_clause(&mut sql, &q.scope);
+        filter_clause(&mut sql, &q.filter, true);
+    }
     if let Some(class) = q.filter.problem {
         let pred = problem_predicate(&mut sql, class, q.now, &q.thresholds);
         let _ = write!(sql.text, " AND {pred}");
@@ -291,6 +304,19 @@ pub(crate) fn count_problems(q: &CountQuery) -> Sql {
         sql.text,
         " AND (active OR completed_at >= {since}) GROUP BY workspace_id, tenant_id, class"
     );
+    sql
+}
+
+/// Completed runs per day and class within a scope, from the counters.
+pub(crate) fn runs_per_day(scope: &RunScope, since: Timestamp) -> Sql {
+    let mut sql = Sql::default();
+    let day = sql.arg(Arg::Int(crate::counters::day_of(since)));
+    let _ = write!(
+        sql.text,
+        "SELECT day, class, CAST(SUM(n) AS BIGINT) AS n FROM run_class_counts WHERE day >= {day}"
+    );
+    scope_clause(&mut sql, scope);
+    sql.push(" GROUP BY day, class ORDER BY day, class");
     sql
 }
 

@@ -32,8 +32,10 @@ use crate::live::{names_for, widget_html};
 use crate::render::{self, Chrome, Decision, Kpi, Names, Row};
 use crate::{AppState, WebError};
 
-/// How far back dashboards count completed runs.
-pub const DASHBOARD_WINDOW: Duration = Duration::from_secs(7 * 24 * 3600);
+/// How far back dashboards count completed runs: all of them, so that
+/// every number is exactly the length of the list it drills through to
+/// (the per-day counters make that cheap). The chart shows recent days.
+pub const DASHBOARD_WINDOW: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 pub(crate) fn routes() -> axum::Router<AppState> {
     axum::Router::new()
@@ -200,12 +202,26 @@ async fn overview(State(state): State<AppState>, PageCaller(user): PageCaller) -
             tenants: lines,
         });
     }
+    let charts = vec![runs_chart(engine, Viewer::User(user.id)).await?];
     let chrome = chrome(&state, &user, &names).await?;
     html(&OverviewT {
         chrome,
         workspaces,
-        charts: Vec::new(),
+        charts,
     })
+}
+
+/// Days the runs-per-day chart covers.
+pub const CHART_DAYS: u32 = 14;
+
+/// The runs-per-day chart for `viewer` (scoped like every read).
+async fn runs_chart(engine: &Engine, viewer: Viewer) -> Result<(String, String), Response> {
+    let rows = engine.runs_per_day(viewer, CHART_DAYS).await.map_err(fail)?;
+    let today = engine.now().unix_micros().div_euclid(86_400_000_000);
+    Ok((
+        format!("Completed runs per day, last {CHART_DAYS} days (UTC)"),
+        render::runs_per_day_svg(&rows, today, i64::from(CHART_DAYS)),
+    ))
 }
 
 // ---------------------------------------------------------------- dashboard
@@ -693,6 +709,24 @@ async fn system_list(state: &AppState, user: &User, kind: &'static str, q: &Hash
     for r in &mut rows {
         r.url = format!("/system/runs/{}", r.id);
     }
+    let charts = if kind == "runs" {
+        let durations: Vec<(&'static str, Vec<Duration>)> = engine
+            .recent_durations_by_type(200)
+            .await
+            .map_err(fail)?
+            .into_iter()
+            .map(|(op, d)| (op.spec().label, d))
+            .collect();
+        vec![
+            runs_chart(engine, Viewer::Everything).await?,
+            (
+                "Duration of the last 200 successful runs per type".to_owned(),
+                render::durations_svg(&durations),
+            ),
+        ]
+    } else {
+        Vec::new()
+    };
     let chrome = chrome(state, user, &names).await?;
     html(&SystemRunsT {
         chrome,
@@ -704,7 +738,7 @@ async fn system_list(state: &AppState, user: &User, kind: &'static str, q: &Hash
         kpis: render::kpis(&summary.total, "/system"),
         rows,
         next_url: page.next_cursor.map(|c| format!("{path}?cursor={}", c.encode())),
-        charts: Vec::new(),
+        charts,
     })
 }
 

@@ -339,3 +339,162 @@ pub fn decision(v: &RunView, may: Allowed, base: &str) -> Decision {
         actions,
     }
 }
+
+/// Colours of the classes in charts (as in the stylesheet).
+fn class_colour(c: ProblemClass) -> &'static str {
+    match c {
+        ProblemClass::Active => "#2563eb",
+        ProblemClass::ActiveStale => "#b45309",
+        ProblemClass::NeedsFollowUp => "#b91c1c",
+        ProblemClass::Reconciled => "#7c3aed",
+        ProblemClass::Ok => "#15803d",
+        ProblemClass::Cancelled => "#6b7280",
+    }
+}
+
+/// Completed runs per day by class, as stacked bars (server-side SVG).
+/// `rows` are (day number, class, runs); `today` is today's day number.
+pub fn runs_per_day_svg(rows: &[(i64, ProblemClass, u64)], today: i64, days: i64) -> String {
+    use std::fmt::Write as _;
+    let (w, h, pad, legend) = (640.0_f64, 180.0_f64, 28.0_f64, 18.0_f64);
+    let first = today - days + 1;
+    let mut per_day: HashMap<i64, Vec<(ProblemClass, u64)>> = HashMap::new();
+    for (d, c, n) in rows {
+        if *d >= first && *d <= today {
+            per_day.entry(*d).or_default().push((*c, *n));
+        }
+    }
+    let max = per_day
+        .values()
+        .map(|v| v.iter().map(|(_, n)| *n).sum::<u64>())
+        .max()
+        .unwrap_or(0)
+        .max(1) as f64;
+    let slot = (w - pad) / days as f64;
+    let plot_h = h - pad - legend;
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {w} {h}\" role=\"img\" aria-label=\"Completed runs per day by class\">"
+    );
+    let _ = write!(
+        svg,
+        "<text x=\"0\" y=\"12\" font-size=\"10\" fill=\"#6b7280\">{}</text>",
+        max as u64
+    );
+    for i in 0..days {
+        let day = first + i;
+        let x = pad + i as f64 * slot;
+        let mut y = legend + plot_h;
+        let mut parts = per_day.remove(&day).unwrap_or_default();
+        parts.sort_by_key(|(c, _)| ProblemClass::ALL.iter().position(|x| x == c));
+        for (c, n) in parts {
+            let bh = n as f64 / max * plot_h;
+            y -= bh;
+            let _ = write!(
+                svg,
+                "<rect x=\"{:.1}\" y=\"{y:.1}\" width=\"{:.1}\" height=\"{bh:.1}\" fill=\"{}\"><title>{}: {n} {}</title></rect>",
+                x + 1.0,
+                (slot - 2.0).max(1.0),
+                class_colour(c),
+                day_label(day),
+                c.label()
+            );
+        }
+        if i % 2 == 0 || days <= 8 {
+            let _ = write!(
+                svg,
+                "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"9\" fill=\"#6b7280\" text-anchor=\"middle\">{}</text>",
+                x + slot / 2.0,
+                h - 4.0,
+                day_label(day).get(5..).unwrap_or_default()
+            );
+        }
+    }
+    let mut lx = pad;
+    for c in [
+        ProblemClass::Ok,
+        ProblemClass::NeedsFollowUp,
+        ProblemClass::Reconciled,
+        ProblemClass::Cancelled,
+    ] {
+        let _ = write!(
+            svg,
+            "<rect x=\"{lx}\" y=\"2\" width=\"10\" height=\"10\" fill=\"{}\"/><text x=\"{}\" y=\"11\" font-size=\"10\">{}</text>",
+            class_colour(c),
+            lx + 13.0,
+            c.label()
+        );
+        lx += 110.0;
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+fn day_label(day: i64) -> String {
+    let t = Timestamp::from_unix_micros(day * 86_400_000_000);
+    t.to_rfc3339().get(..10).unwrap_or_default().to_owned()
+}
+
+/// Duration distribution per type: runs per duration bucket, one row per
+/// type (server-side SVG).
+pub fn durations_svg(rows: &[(&'static str, Vec<std::time::Duration>)]) -> String {
+    use std::fmt::Write as _;
+    const BUCKETS: [(&str, f64); 6] = [
+        ("< 1 s", 1.0),
+        ("1–10 s", 10.0),
+        ("10 s–1 min", 60.0),
+        ("1–10 min", 600.0),
+        ("10–60 min", 3600.0),
+        ("> 1 h", f64::INFINITY),
+    ];
+    let (label_w, cell_w, row_h, head) = (170.0_f64, 78.0_f64, 22.0_f64, 20.0_f64);
+    let w = label_w + cell_w * BUCKETS.len() as f64;
+    let h = head + row_h * rows.len().max(1) as f64;
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {w} {h}\" role=\"img\" aria-label=\"Duration distribution per operation type\">"
+    );
+    for (i, (name, _)) in BUCKETS.iter().enumerate() {
+        let _ = write!(
+            svg,
+            "<text x=\"{:.1}\" y=\"13\" font-size=\"10\" text-anchor=\"middle\" fill=\"#6b7280\">{name}</text>",
+            label_w + cell_w * (i as f64 + 0.5)
+        );
+    }
+    if rows.is_empty() {
+        let _ = write!(
+            svg,
+            "<text x=\"0\" y=\"{}\" font-size=\"11\" fill=\"#6b7280\">No successful runs yet.</text>",
+            head + 14.0
+        );
+    }
+    for (r, (label, durations)) in rows.iter().enumerate() {
+        let mut counts = [0u64; BUCKETS.len()];
+        for d in durations {
+            let s = d.as_secs_f64();
+            let i = BUCKETS.iter().position(|(_, up)| s < *up).unwrap_or(BUCKETS.len() - 1);
+            counts[i] += 1;
+        }
+        let max = counts.iter().copied().max().unwrap_or(0).max(1) as f64;
+        let y = head + r as f64 * row_h;
+        let _ = write!(
+            svg,
+            "<text x=\"0\" y=\"{:.1}\" font-size=\"11\">{label}</text>",
+            y + 15.0
+        );
+        for (i, n) in counts.iter().enumerate() {
+            let opacity = if *n == 0 { 0.05 } else { 0.2 + 0.8 * (*n as f64 / max) };
+            let _ = write!(
+                svg,
+                "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"#2563eb\" fill-opacity=\"{opacity:.2}\"><title>{label}, {}: {n}</title></rect><text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\" text-anchor=\"middle\">{n}</text>",
+                label_w + cell_w * i as f64 + 1.0,
+                y + 2.0,
+                cell_w - 2.0,
+                row_h - 4.0,
+                BUCKETS[i].0,
+                label_w + cell_w * (i as f64 + 0.5),
+                y + 15.0
+            );
+        }
+    }
+    svg.push_str("</svg>");
+    svg
+}

@@ -110,7 +110,7 @@ CREATE TABLE operation_runs (
     CHECK (units_processed = units_succeeded + units_partial + units_failed + units_skipped),
     CHECK ((workspace_id IS NULL) = (tenant_id IS NULL)),
     FOREIGN KEY (tenant_id, workspace_id) REFERENCES tenants (id, workspace_id)
-) WITH (fillfactor = 80); -- room on each page for the in-place updates
+);
 -- law 2: at most one queued-or-running (active) run per identity (runs without an
 -- identity key never dedupe and stay out of the index)
 CREATE UNIQUE INDEX ux_runs_active_identity

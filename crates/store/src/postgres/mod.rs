@@ -25,7 +25,7 @@ use tenantatlas_domain::Timestamp;
 use tenantatlas_domain::access::Membership;
 use tenantatlas_domain::catalog::OperationType;
 use tenantatlas_domain::ids::{NotificationId, RunId, TenantId, UserId, WorkspaceId};
-use tenantatlas_domain::problem::Thresholds;
+use tenantatlas_domain::problem::{ProblemClass, Thresholds};
 use tenantatlas_domain::run::Run;
 use tenantatlas_domain::timeline::RunEventKind;
 
@@ -451,6 +451,25 @@ impl Backend for PgStore {
             .fetch_all(&self.pool)
             .await?;
         found.iter().map(rows::run_from_row).collect()
+    }
+
+    async fn runs_per_day(&self, scope: &RunScope, since: Timestamp) -> Result<Vec<(i64, ProblemClass, u64)>> {
+        let sql = sqlgen::runs_per_day(scope, since);
+        let found = bind_args(sqlx::query(&sql.text), &sql.args)
+            .fetch_all(&self.pool)
+            .await?;
+        found
+            .iter()
+            .map(|r| {
+                let class = r.text("class")?;
+                Ok((
+                    r.int("day")?,
+                    ProblemClass::parse("class", &class)
+                        .map_err(|_| crate::StoreError::Corrupt(format!("class {class}")))?,
+                    u64::try_from(r.int("n")?).unwrap_or(0),
+                ))
+            })
+            .collect()
     }
 
     async fn recent_durations(&self, op: OperationType, limit: u32) -> Result<Vec<Duration>> {

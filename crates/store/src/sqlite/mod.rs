@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tenantatlas_domain::catalog::OperationType;
-use tenantatlas_domain::problem::Thresholds;
+use tenantatlas_domain::problem::{ProblemClass, Thresholds};
 
 use async_trait::async_trait;
 use sqlx::query::Query;
@@ -56,7 +56,7 @@ pub struct SqliteStore {
 /// same file (a `worker` beside a `serve`, the command line): SQLite has no
 /// notifications between processes, but `PRAGMA data_version` changes when
 /// another connection commits.
-pub const OTHER_PROCESS_POLL: Duration = Duration::from_millis(100);
+pub const OTHER_PROCESS_POLL: Duration = Duration::from_millis(25);
 
 /// Stops the watcher when the last clone of the store goes.
 #[derive(Debug)]
@@ -441,6 +441,25 @@ impl Backend for SqliteStore {
             .fetch_all(&self.reader)
             .await?;
         found.iter().map(rows::run_from_row).collect()
+    }
+
+    async fn runs_per_day(&self, scope: &RunScope, since: Timestamp) -> Result<Vec<(i64, ProblemClass, u64)>> {
+        let sql = sqlgen::runs_per_day(scope, since);
+        let found = bind_args(sqlx::query(&sql.text), &sql.args)
+            .fetch_all(&self.reader)
+            .await?;
+        found
+            .iter()
+            .map(|r| {
+                let class = r.text("class")?;
+                Ok((
+                    r.int("day")?,
+                    ProblemClass::parse("class", &class)
+                        .map_err(|_| crate::StoreError::Corrupt(format!("class {class}")))?,
+                    u64::try_from(r.int("n")?).unwrap_or(0),
+                ))
+            })
+            .collect()
     }
 
     async fn recent_durations(&self, op: OperationType, limit: u32) -> Result<Vec<Duration>> {
