@@ -235,21 +235,34 @@ pub(crate) fn list_runs(q: &RunQuery) -> Sql {
     let active_only = matches!(q.filter.problem, Some(ProblemClass::Active | ProblemClass::ActiveStale))
         || matches!(q.filter.bucket, Some(StatusBucket::Queued | StatusBucket::Running));
     if active_only {
-        // Active runs are few: gather those in scope through the index of
-        // active runs first (materialized, so that the planner cannot walk
-        // a list index backwards through every completed run of the scope
-        // looking for them), then filter, order and page.
-        sql.push("WITH a AS MATERIALIZED (SELECT * FROM operation_runs WHERE active");
-        scope_clause(&mut sql, &q.scope);
-        filter_clause(&mut sql, &q.filter, true);
-        let _ = write!(sql.text, ") SELECT {RUN_COLUMNS} FROM a WHERE 1 = 1");
-    } else {
-        let _ = write!(sql.text, "SELECT {RUN_COLUMNS} FROM operation_runs WHERE 1 = 1");
-        scope_clause(&mut sql, &q.scope);
-        filter_clause(&mut sql, &q.filter, true);
+        // Active runs are few: find the page's ids among the active runs in
+        // scope first (materialized, so that the planner cannot walk a list
+        // index backwards through every completed run of a tenant looking
+        // for them; narrow, so that sorting them costs little), then read
+        // those rows.
+        sql.push("WITH a AS MATERIALIZED (SELECT id AS a_id, created_at AS a_created FROM operation_runs WHERE active");
+        list_conditions(&mut sql, q);
+        let limit = sql.arg(Arg::Int(i64::from(q.limit.clamp(1, 500)) + 1));
+        let _ = write!(
+            sql.text,
+            ") SELECT {RUN_COLUMNS} FROM operation_runs WHERE id IN \
+             (SELECT a_id FROM a ORDER BY a_created DESC, a_id DESC LIMIT {limit}) ORDER BY created_at DESC, id DESC"
+        );
+        return sql;
     }
+    let _ = write!(sql.text, "SELECT {RUN_COLUMNS} FROM operation_runs WHERE 1 = 1");
+    list_conditions(&mut sql, q);
+    let limit = sql.arg(Arg::Int(i64::from(q.limit.clamp(1, 500)) + 1));
+    let _ = write!(sql.text, " ORDER BY created_at DESC, id DESC LIMIT {limit}");
+    sql
+}
+
+/// Scope, filters, problem class and cursor of a list.
+fn list_conditions(sql: &mut Sql, q: &RunQuery) {
+    scope_clause(sql, &q.scope);
+    filter_clause(sql, &q.filter, true);
     if let Some(class) = q.filter.problem {
-        let pred = problem_predicate(&mut sql, class, q.now, &q.thresholds);
+        let pred = problem_predicate(sql, class, q.now, &q.thresholds);
         let _ = write!(sql.text, " AND {pred}");
     }
     if let Some(c) = q.cursor {
@@ -257,9 +270,6 @@ pub(crate) fn list_runs(q: &RunQuery) -> Sql {
         let id = sql.arg(Arg::Uuid(c.id.as_uuid()));
         let _ = write!(sql.text, " AND (created_at, id) < ({ts}, {id})");
     }
-    let limit = sql.arg(Arg::Int(i64::from(q.limit.clamp(1, 500)) + 1));
-    let _ = write!(sql.text, " ORDER BY created_at DESC, id DESC LIMIT {limit}");
-    sql
 }
 
 /// Runs per (workspace, tenant, problem class).
