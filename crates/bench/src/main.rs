@@ -107,9 +107,12 @@ enum What {
         /// Tenants they belong to.
         #[arg(long, default_value_t = 200)]
         tenants: usize,
-        /// Requests timed per figure.
+        /// Requests timed per figure and round.
         #[arg(long, default_value_t = 200)]
         samples: usize,
+        /// Rounds over all figures (medians across rounds are reported).
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
         /// Live-widget streams held open.
         #[arg(long, default_value_t = 500)]
         sse_clients: usize,
@@ -399,8 +402,9 @@ async fn main() -> Result<()> {
             runs,
             tenants,
             samples,
+            rounds,
             sse_clients,
-        } => hub::hub(common, *runs, *tenants, *samples, *sse_clients).await?,
+        } => hub::hub(common, *runs, *tenants, *samples, *rounds, *sse_clients).await?,
     };
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())

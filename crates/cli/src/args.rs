@@ -116,6 +116,10 @@ pub struct ServeArgs {
     /// Where the web hub listens.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub bind: String,
+    /// The hub is reached over HTTPS (a TLS proxy in front): session
+    /// cookies get `Secure` and the `__Host-` prefix.
+    #[arg(long, env = "TENANTATLAS_BEHIND_TLS")]
+    pub behind_tls: bool,
     /// Runs executed at once by this node's worker (0: no worker).
     #[arg(long, default_value_t = 16)]
     pub workers: usize,

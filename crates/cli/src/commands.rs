@@ -112,7 +112,7 @@ async fn node(
     worker: Option<WorkerConfig>,
     duties: bool,
     sweep: Duration,
-    web: Option<&str>,
+    web: Option<(&str, bool)>,
 ) -> Result<()> {
     let shutdown = CancellationToken::new();
     let config = NodeConfig {
@@ -122,7 +122,7 @@ async fn node(
         ..NodeConfig::default()
     };
     let hub = match web {
-        Some(bind) => {
+        Some((bind, tls)) => {
             let listener = tokio::net::TcpListener::bind(bind)
                 .await
                 .map_err(|e| CliError::Failed(format!("cannot listen on {bind}: {e}")))?;
@@ -130,7 +130,13 @@ async fn node(
                 .local_addr()
                 .map_err(|e| CliError::Failed(format!("cannot listen on {bind}: {e}")))?;
             eprintln!("the hub listens on http://{addr}/");
-            let state = tenantatlas_web::AppState::new(engine.clone(), tenantatlas_web::WebConfig::default());
+            let state = tenantatlas_web::AppState::new(
+                engine.clone(),
+                tenantatlas_web::WebConfig {
+                    tls,
+                    ..tenantatlas_web::WebConfig::default()
+                },
+            );
             Some(tokio::spawn(tenantatlas_web::serve(listener, state, shutdown.clone())))
         }
         None => None,
@@ -168,7 +174,7 @@ async fn serve(engine: &Engine, a: &ServeArgs) -> Result<()> {
         worker,
         true,
         Duration::from_secs(a.sweep_seconds.max(1)),
-        Some(&a.bind),
+        Some((&a.bind, a.behind_tls)),
     )
     .await
 }
@@ -297,7 +303,7 @@ async fn demo(cli: &Cli, bind: &str) -> Result<()> {
         concurrency: 16,
         ..WorkerConfig::default()
     };
-    node(&e, Some(worker), true, Duration::from_secs(5), Some(bind)).await?;
+    node(&e, Some(worker), true, Duration::from_secs(5), Some((bind, false))).await?;
     e.store().close().await;
     Ok(())
 }

@@ -72,21 +72,20 @@ pub(crate) async fn names_for(engine: &Engine, user: Option<&User>) -> Result<Na
 /// The widget's HTML for `user`.
 pub(crate) async fn widget_html(engine: &Engine, user: &User, names: &Names) -> Result<String, WebError> {
     let viewer = Viewer::User(user.id);
-    let mut runs = Vec::new();
-    for bucket in [StatusBucket::Running, StatusBucket::Queued] {
-        let page = engine
-            .list_runs(
-                viewer,
-                RunFilter {
-                    bucket: Some(bucket),
-                    ..RunFilter::default()
-                },
-                WIDGET_RUNS,
-                None,
-            )
-            .await?;
-        runs.extend(page.runs);
-    }
+    let bucket = |b: StatusBucket| {
+        engine.list_runs(
+            viewer,
+            RunFilter {
+                bucket: Some(b),
+                ..RunFilter::default()
+            },
+            WIDGET_RUNS,
+            None,
+        )
+    };
+    let (running, queued) = tokio::join!(bucket(StatusBucket::Running), bucket(StatusBucket::Queued));
+    let mut runs = running?.runs;
+    runs.extend(queued?.runs);
     runs.truncate(WIDGET_RUNS as usize);
     let items: Vec<_> = runs
         .iter()

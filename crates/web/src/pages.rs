@@ -78,22 +78,18 @@ fn html<T: Template>(t: &T) -> PageResult {
 
 async fn chrome(state: &AppState, user: &User, names: &Names) -> Result<Chrome, Response> {
     let engine = state.engine();
-    let member = !engine
-        .store()
-        .memberships_of(user.id)
-        .await
-        .map_err(|e| fail(tenantatlas_engine::EngineError::from(e)))?
-        .is_empty();
-    let unread = engine
-        .store()
-        .unread_count(user.id)
-        .await
-        .map_err(|e| fail(tenantatlas_engine::EngineError::from(e)))?;
-    let widget = if member {
-        widget_html(engine, user, names).await.map_err(fail)?
-    } else {
-        String::new()
-    };
+    // independent reads, at once
+    let (memberships, unread, widget) = tokio::join!(
+        engine.store().memberships_of(user.id),
+        engine.store().unread_count(user.id),
+        widget_html(engine, user, names),
+    );
+    let store_err = |e| fail(tenantatlas_engine::EngineError::from(e));
+    let member = !memberships.map_err(store_err)?.is_empty();
+    let unread = unread.map_err(store_err)?;
+    // a user without memberships has no active runs in scope: the widget
+    // is empty and not shown
+    let widget = if member { widget.map_err(fail)? } else { String::new() };
     Ok(Chrome {
         email: user.email.clone(),
         unread,
@@ -158,16 +154,16 @@ struct OverviewT {
 async fn overview(State(state): State<AppState>, PageCaller(user): PageCaller) -> PageResult {
     let engine = state.engine();
     let names = names_for(engine, Some(&user)).await.map_err(fail)?;
-    let summary = engine
-        .problem_summary(Viewer::User(user.id), RunFilter::default(), DASHBOARD_WINDOW)
-        .await
-        .map_err(fail)?;
+    // independent reads, at once
+    let (summary, memberships, chart, chrome) = tokio::join!(
+        engine.problem_summary(Viewer::User(user.id), RunFilter::default(), DASHBOARD_WINDOW),
+        engine.store().memberships_of(user.id),
+        runs_chart(engine, Viewer::User(user.id)),
+        chrome(&state, &user, &names),
+    );
+    let summary = summary.map_err(fail)?;
+    let memberships = memberships.map_err(|e| fail(tenantatlas_engine::EngineError::from(e)))?;
     let mut workspaces = Vec::new();
-    let memberships = engine
-        .store()
-        .memberships_of(user.id)
-        .await
-        .map_err(|e| fail(tenantatlas_engine::EngineError::from(e)))?;
     for m in memberships {
         let ws = engine
             .store()
@@ -202,8 +198,8 @@ async fn overview(State(state): State<AppState>, PageCaller(user): PageCaller) -
             tenants: lines,
         });
     }
-    let charts = vec![runs_chart(engine, Viewer::User(user.id)).await?];
-    let chrome = chrome(&state, &user, &names).await?;
+    let charts = vec![chart?];
+    let chrome = chrome?;
     html(&OverviewT {
         chrome,
         workspaces,
@@ -258,10 +254,6 @@ async fn dashboard(
         tenant: Some(tenant.id),
         ..RunFilter::default()
     };
-    let summary = engine
-        .problem_summary(viewer, base.clone(), DASHBOARD_WINDOW)
-        .await
-        .map_err(fail)?;
     let list = |problem: Option<ProblemClass>, n: u32| {
         let f = RunFilter {
             problem,
@@ -269,22 +261,28 @@ async fn dashboard(
         };
         async move { engine.list_runs(viewer, f, n, None).await }
     };
-    let follow_up = list(Some(ProblemClass::NeedsFollowUp), 5).await.map_err(fail)?;
-    let stale = list(Some(ProblemClass::ActiveStale), 5).await.map_err(fail)?;
-    let recent = list(None, 10).await.map_err(fail)?;
-    let ws = engine
-        .store()
-        .find_workspace(&tenant.workspace_id.to_string())
-        .await
+    let ws_key = tenant.workspace_id.to_string();
+    // independent reads, at once
+    let (summary, follow_up, stale, recent, ws, chrome) = tokio::join!(
+        engine.problem_summary(viewer, base.clone(), DASHBOARD_WINDOW),
+        list(Some(ProblemClass::NeedsFollowUp), 5),
+        list(Some(ProblemClass::ActiveStale), 5),
+        list(None, 10),
+        engine.store().find_workspace(&ws_key),
+        chrome(&state, &user, &names),
+    );
+    let summary = summary.map_err(fail)?;
+    let (follow_up, stale, recent) = (follow_up.map_err(fail)?, stale.map_err(fail)?, recent.map_err(fail)?);
+    let ws = ws
         .map_err(|e| fail(tenantatlas_engine::EngineError::from(e)))?
         .map(|w| w.name)
         .unwrap_or_default();
+    let chrome = chrome?;
     let startable = engine
         .startable_types(&tenant, &membership)
         .into_iter()
         .map(|op| (op.as_str(), op.spec().label))
         .collect();
-    let chrome = chrome(&state, &user, &names).await?;
     html(&DashboardT {
         chrome,
         kpis: render::kpis(
@@ -565,20 +563,23 @@ async fn run_page(State(state): State<AppState>, PageCaller(user): PageCaller, P
     let engine = state.engine();
     let id: RunId = parse_id("id", &id).map_err(fail)?;
     let run = engine.get_run_for(Viewer::User(user.id), id).await.map_err(fail)?;
-    let allowed = allowed_for(engine, &user, &run).await;
-    let names = names_for(engine, Some(&user)).await.map_err(fail)?;
+    let (allowed, names) = tokio::join!(allowed_for(engine, &user, &run), names_for(engine, Some(&user)));
+    let names = names.map_err(fail)?;
     let base = format!("/admin/operations/{id}");
-    let d = detail_model(
-        engine,
-        Viewer::User(user.id),
-        id,
-        |v| render::decision(v, allowed, &base),
-        &names,
-        false,
-    )
-    .await
-    .map_err(fail)?;
-    let chrome = chrome(&state, &user, &names).await?;
+    // independent reads, at once
+    let (d, chrome) = tokio::join!(
+        detail_model(
+            engine,
+            Viewer::User(user.id),
+            id,
+            |v| render::decision(v, allowed, &base),
+            &names,
+            false,
+        ),
+        chrome(&state, &user, &names),
+    );
+    let d = d.map_err(fail)?;
+    let chrome = chrome?;
     html(&RunT {
         chrome,
         back_url: "/admin/operations".into(),

@@ -39,6 +39,29 @@ async fn sessions_are_rotated_bounded_and_ended() {
             set.contains("HttpOnly") && set.contains("SameSite=Strict") && set.contains("Path=/"),
             "{set}"
         );
+        assert!(
+            !set.contains("Secure"),
+            "plain HTTP: no Secure flag, or the browser drops the cookie"
+        );
+        // behind TLS: Secure and the __Host- prefix
+        let tls = tenantatlas_web::router(AppState::new(
+            w.engine.clone(),
+            WebConfig {
+                tls: true,
+                ..WebConfig::default()
+            },
+        ));
+        let form = format!("email=operator%40example.test&password={}", PASSWORD.replace(' ', "+"));
+        let r = send(
+            &tls,
+            req("POST", "/login")
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(Body::from(form))
+                .unwrap(),
+        )
+        .await;
+        let set = r.headers()[header::SET_COOKIE].to_str().unwrap().to_owned();
+        assert!(set.starts_with("__Host-ta_session=") && set.contains("Secure"), "{set}");
         // a new id at every login
         let a = login(&w.app, &op.email).await;
         let b = login(&w.app, &op.email).await;
