@@ -61,7 +61,13 @@ impl Engine {
     /// known ones (a dummy hash is verified), and disabled accounts fail
     /// like a wrong password: the answer says nothing about which.
     pub async fn verify_login(&self, email: &str, password: &str) -> Result<Option<User>> {
-        let user = self.store().find_user(email).await?;
+        // e-mail addresses only: accepting ids too would give one account
+        // several rate-limit keys
+        let user = if email.contains('@') {
+            self.store().find_user(email).await?
+        } else {
+            None
+        };
         let hash = match &user {
             Some(u) => self.store().password_hash(u.id).await?,
             None => None,
@@ -87,6 +93,16 @@ impl Engine {
     /// records the request (inactivity timeout). An invalid session is
     /// deleted.
     pub async fn session_user(&self, id: &str, policy: SessionPolicy) -> Result<Option<User>> {
+        self.check_session(id, policy, true).await
+    }
+
+    /// Whether a session is still valid, without counting this as activity
+    /// (a live stream re-checking the session that opened it).
+    pub async fn session_still_valid(&self, id: &str, policy: SessionPolicy) -> Result<bool> {
+        Ok(self.check_session(id, policy, false).await?.is_some())
+    }
+
+    async fn check_session(&self, id: &str, policy: SessionPolicy, touch: bool) -> Result<Option<User>> {
         let hash = digest(id);
         let Some(s) = self.store().find_session(&hash).await? else {
             return Ok(None);
@@ -101,7 +117,7 @@ impl Engine {
             return Ok(None);
         }
         // one write a minute at most per session
-        if now >= s.last_seen_at.plus(Duration::from_secs(60)) {
+        if touch && now >= s.last_seen_at.plus(Duration::from_secs(60)) {
             self.store().touch_session(&hash, now).await?;
         }
         Ok(Some(s.user))

@@ -164,7 +164,7 @@ impl Engine {
         let units = self.store().run_units(id, false, 200).await?;
         let children = if run.units.total.is_some() {
             self.list_runs(
-                Viewer::Everything,
+                viewer,
                 RunFilter {
                     parent: Some(id),
                     ..RunFilter::default()

@@ -147,8 +147,8 @@ impl LoginLimiter {
             let limit = if i == 0 { self.limit } else { self.limit * 4 };
             if let Some(v) = map.get_mut(key) {
                 v.retain(|t| now.duration_since(*t) < self.window);
-                if v.len() as u32 >= limit {
-                    let oldest = v[0];
+                if v.len() as u32 >= limit.max(1) {
+                    let Some(&oldest) = v.first() else { continue };
                     let left = self.window.saturating_sub(now.duration_since(oldest)).as_secs().max(1);
                     wait = Some(wait.map_or(left, |w: u64| w.max(left)));
                 }
@@ -263,5 +263,7 @@ async fn logout(State(state): State<AppState>, jar: CookieJar) -> Response {
     }
     let mut gone = Cookie::from(name);
     gone.set_path("/");
+    // a __Host- cookie is only replaced by one with the same attributes
+    gone.set_secure(state.config().tls);
     (jar.remove(gone), Redirect::to("/login")).into_response()
 }

@@ -40,7 +40,13 @@ pub fn same_origin(headers: &HeaderMap) -> bool {
 pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let started = std::time::Instant::now();
     let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    let bearer = req.headers().contains_key(header::AUTHORIZATION);
+    // only a bearer token proves the request is not a browser's ambient
+    // credential (a cached Basic login would be one)
+    let bearer = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("Bearer "));
     let route = crate::metrics::route_label(req.uri().path());
     let mut res = if !safe && !bearer && !same_origin(req.headers()) {
         if req.uri().path().starts_with("/api/") {

@@ -18,6 +18,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use futures_util::stream::{self, Stream};
+use tenantatlas_domain::access::TenantScope;
 use tenantatlas_domain::lifecycle::StatusBucket;
 use tenantatlas_engine::{Engine, Viewer};
 use tenantatlas_store::model::{RunFilter, User};
@@ -40,30 +41,30 @@ pub(crate) fn routes() -> axum::Router<AppState> {
 /// Tenant names in `user`'s scope.
 pub(crate) async fn names_for(engine: &Engine, user: Option<&User>) -> Result<Names, WebError> {
     let store = engine.store();
-    let workspaces: Vec<_> = match user {
+    let err = tenantatlas_engine::EngineError::from;
+    // (workspace, the tenants of it the caller is entitled to)
+    let scopes: Vec<(tenantatlas_domain::ids::WorkspaceId, TenantScope)> = match user {
         Some(u) => store
             .memberships_of(u.id)
             .await
-            .map_err(tenantatlas_engine::EngineError::from)?
+            .map_err(err)?
             .into_iter()
-            .map(|m| m.workspace_id)
+            .map(|m| (m.workspace_id, m.tenants))
             .collect(),
         None => store
             .list_workspaces()
             .await
-            .map_err(tenantatlas_engine::EngineError::from)?
+            .map_err(err)?
             .into_iter()
-            .map(|w| w.id)
+            .map(|w| (w.id, TenantScope::All))
             .collect(),
     };
     let mut names = Names::new();
-    for ws in workspaces {
-        for t in store
-            .list_tenants(ws)
-            .await
-            .map_err(tenantatlas_engine::EngineError::from)?
-        {
-            names.insert(t.id, t.name);
+    for (ws, scope) in scopes {
+        for t in store.list_tenants(ws).await.map_err(err)? {
+            if scope.contains(t.id) {
+                names.insert(t.id, t.name);
+            }
         }
     }
     Ok(names)
@@ -106,8 +107,19 @@ async fn poll(State(state): State<AppState>, PageCaller(user): PageCaller) -> Re
     }
 }
 
+/// What opened a stream, re-checked while it runs: a stream must not
+/// outlive its session (logout, password change, disable, timeouts).
+enum Credential {
+    Session(String),
+    Token(String),
+}
+
+/// How often an idle stream re-checks its credential.
+pub const RECHECK: Duration = Duration::from_secs(30);
+
 struct Feed {
     state: AppState,
+    credential: Option<Credential>,
     user: User,
     names: Names,
     signals: tokio::sync::broadcast::Receiver<tenantatlas_store::model::Signal>,
@@ -115,7 +127,17 @@ struct Feed {
     first: bool,
 }
 
-async fn live(State(state): State<AppState>, PageCaller(user): PageCaller) -> Response {
+async fn live(State(state): State<AppState>, PageCaller(user): PageCaller, headers: axum::http::HeaderMap) -> Response {
+    let credential = match headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    {
+        Some(t) => Some(Credential::Token(t.trim().to_owned())),
+        None => axum_extra::extract::cookie::CookieJar::from_headers(&headers)
+            .get(crate::auth::cookie_name(state.config().tls))
+            .map(|c| Credential::Session(c.value().to_owned())),
+    };
     let signals = state.engine().store().signals();
     let names = match names_for(state.engine(), Some(&user)).await {
         Ok(n) => n,
@@ -123,6 +145,7 @@ async fn live(State(state): State<AppState>, PageCaller(user): PageCaller) -> Re
     };
     let feed = Feed {
         state,
+        credential,
         user,
         names,
         signals,
@@ -140,10 +163,19 @@ fn stream_of(feed: Feed) -> impl Stream<Item = Result<Event, Infallible>> {
             if !f.first {
                 // wait for a change event; a lagging receiver has missed
                 // some, which is itself a reason to re-read
-                match f.signals.recv().await {
-                    Ok(tenantatlas_store::model::Signal::Wake) => continue,
-                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                let woke = tokio::select! {
+                    s = f.signals.recv() => match s {
+                        Ok(tenantatlas_store::model::Signal::Wake) => false,
+                        Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => true,
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                    },
+                    () = tokio::time::sleep(RECHECK) => false,
+                };
+                if !still_signed_in(&f).await {
+                    return None;
+                }
+                if !woke {
+                    continue;
                 }
                 tokio::time::sleep(COALESCE).await;
                 // everything that arrived meanwhile is covered by this read
@@ -160,4 +192,17 @@ fn stream_of(feed: Feed) -> impl Stream<Item = Result<Event, Infallible>> {
             }
         }
     })
+}
+
+/// Whether the credential that opened the stream still signs its user in.
+async fn still_signed_in(f: &Feed) -> bool {
+    let engine = f.state.engine();
+    match &f.credential {
+        Some(Credential::Session(id)) => engine
+            .session_still_valid(id, f.state.config().sessions)
+            .await
+            .unwrap_or(false),
+        Some(Credential::Token(t)) => engine.token_user(t).await.ok().flatten().is_some(),
+        None => false,
+    }
 }

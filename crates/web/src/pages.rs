@@ -640,9 +640,10 @@ async fn notifications(State(state): State<AppState>, PageCaller(user): PageCall
     let mut items = Vec::new();
     for n in list {
         // the class is the run's, now (law 6): the same word as every other surface
-        let class = match engine.store().get_run(n.run_id).await {
-            Ok(Some(r)) => engine.view(&r).problem_class,
-            _ => ProblemClass::NeedsFollowUp,
+        let class = match engine.get_run_for(Viewer::User(user.id), n.run_id).await {
+            Ok(r) => engine.view(&r).problem_class,
+            // no longer visible (membership ended): say what the notification said
+            Err(_) => ProblemClass::NeedsFollowUp,
         };
         items.push(NoteLine {
             run_id: n.run_id.to_string(),

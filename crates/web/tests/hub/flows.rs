@@ -526,3 +526,131 @@ async fn one_problem_class_on_every_surface() {
         assert_eq!(n["unread"], 4);
     }
 }
+
+/// The live widget stream ends with its session, and carries the start of
+/// a run in the caller's scope while the session lasts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_streams_follow_runs_and_end_with_the_session() {
+    use http_body_util::BodyExt;
+    for db in databases() {
+        let w = world(&db).await;
+        let cookie = login(&w.app, "operator@example.test").await;
+        let res = send(
+            &w.app,
+            req("GET", "/admin/live")
+                .header(header::COOKIE, &cookie)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(res.status(), 200);
+        assert_eq!(res.headers()[header::CONTENT_TYPE], "text/event-stream");
+        let mut body = res.into_body();
+        let next = async |body: &mut Body| -> Option<String> {
+            match tokio::time::timeout(Duration::from_secs(10), body.frame()).await {
+                Ok(Some(Ok(f))) => f.into_data().ok().map(|d| String::from_utf8_lossy(&d).into_owned()),
+                Ok(_) => None,
+                Err(_) => Some("(timeout)".into()),
+            }
+        };
+        let first = next(&mut body).await.unwrap();
+        assert!(first.contains("event: widget"), "{first}");
+        // a run started in scope appears on the stream
+        let p = OperationType::Synthetic
+            .parse_params(RawParams::Json(&json!({"units": 3, "key": "live"})))
+            .unwrap();
+        let run = w
+            .engine
+            .start(Initiator::System, w.t1, OperationType::Synthetic, p)
+            .await
+            .unwrap()
+            .run;
+        let mut seen = String::new();
+        while !seen.contains(&run.id.to_string()) {
+            let chunk = next(&mut body).await.expect("the stream goes on");
+            assert_ne!(chunk, "(timeout)", "the new run reached the stream");
+            seen.push_str(&chunk);
+        }
+        // logout: the next wake-up ends the stream
+        let out = send(
+            &w.app,
+            req("POST", "/logout")
+                .header(header::COOKIE, &cookie)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(out.status(), 303);
+        let p = OperationType::Synthetic
+            .parse_params(RawParams::Json(&json!({"units": 3, "key": "after-logout"})))
+            .unwrap();
+        let later = w
+            .engine
+            .start(Initiator::System, w.t1, OperationType::Synthetic, p)
+            .await
+            .unwrap()
+            .run;
+        loop {
+            match next(&mut body).await {
+                None => break,
+                Some(c) => {
+                    assert_ne!(c, "(timeout)", "the stream ended with the session");
+                    assert!(!c.contains(&later.id.to_string()), "nothing new is sent after logout");
+                }
+            }
+        }
+    }
+}
+
+/// A member entitled to some tenants of a workspace does not learn the
+/// others exist (not even their names in a filter), and logins take an
+/// e-mail address only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenants_outside_an_entitlement_stay_invisible() {
+    for db in databases() {
+        let w = world(&db).await;
+        let cookie = login(&w.app, "not_entitled@example.test").await;
+        for uri in ["/admin/operations", "/admin", "/admin/widget"] {
+            let page = body_text(
+                send(
+                    &w.app,
+                    req("GET", uri)
+                        .header(header::COOKIE, &cookie)
+                        .body(Body::empty())
+                        .unwrap(),
+                )
+                .await,
+            )
+            .await;
+            assert!(
+                !page.contains(&w.t1.to_string()),
+                "{uri} names a tenant the member is not entitled to"
+            );
+            assert!(!page.contains(&w.r1.to_string()), "{uri} shows a run of it");
+        }
+        let ops = body_text(
+            send(
+                &w.app,
+                req("GET", "/admin/operations")
+                    .header(header::COOKIE, &cookie)
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await,
+        )
+        .await;
+        assert!(ops.contains(&w.t2.to_string()), "the entitled tenant is offered");
+        // a user id is not a login name
+        let id = w.user("operator").id;
+        let form = format!("email={id}&password={}", PASSWORD.replace(' ', "+"));
+        let r = send(
+            &w.app,
+            req("POST", "/login")
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(Body::from(form))
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(r.status(), 401);
+    }
+}
