@@ -181,6 +181,12 @@ fn view_json(engine: &Engine, run: &Run) -> Value {
     serde_json::to_value(engine.view(run)).unwrap_or(Value::Null)
 }
 
+/// A page of runs as CONTRACT.md's `{"runs": […], "next_cursor": …}`.
+fn page_json(engine: &Engine, page: &tenantatlas_store::model::RunPage) -> Json<Value> {
+    let runs: Vec<Value> = page.runs.iter().map(|r| view_json(engine, r)).collect();
+    Json(json!({"runs": runs, "next_cursor": page.next_cursor.map(|c| c.encode())}))
+}
+
 async fn start(
     State(state): State<AppState>,
     ApiCaller(user): ApiCaller,
@@ -230,10 +236,7 @@ async fn list(
     let page = engine
         .list_runs(Viewer::User(user.id), lq.filter, lq.limit, lq.cursor)
         .await?;
-    let runs: Vec<Value> = page.runs.iter().map(|r| view_json(engine, r)).collect();
-    Ok(Json(
-        json!({"runs": runs, "next_cursor": page.next_cursor.map(|c| c.encode())}),
-    ))
+    Ok(page_json(engine, &page))
 }
 
 async fn detail(
@@ -318,10 +321,7 @@ async fn system_list(state: &AppState, kind: &str, q: &HashMap<String, String>) 
     let page = engine
         .list_runs(Viewer::Everything, system_filter(kind, lq.filter), lq.limit, lq.cursor)
         .await?;
-    let runs: Vec<Value> = page.runs.iter().map(|r| view_json(engine, r)).collect();
-    Ok(Json(
-        json!({"runs": runs, "next_cursor": page.next_cursor.map(|c| c.encode())}),
-    ))
+    Ok(page_json(engine, &page))
 }
 
 async fn system_runs(

@@ -64,6 +64,11 @@ fn fail(e: impl Into<WebError>) -> Response {
     e.into().page()
 }
 
+/// A storage failure as a page (through the engine's error mapping).
+fn store_fail(e: tenantatlas_store::StoreError) -> Response {
+    fail(tenantatlas_engine::EngineError::from(e))
+}
+
 fn html<T: Template>(t: &T) -> PageResult {
     t.render().map(|h| Html(h).into_response()).map_err(|e| {
         tracing::error!(error = %e, "template failed");
@@ -84,9 +89,8 @@ async fn chrome(state: &AppState, user: &User, names: &Names) -> Result<Chrome, 
         engine.store().unread_count(user.id),
         widget_html(engine, user, names),
     );
-    let store_err = |e| fail(tenantatlas_engine::EngineError::from(e));
-    let member = !memberships.map_err(store_err)?.is_empty();
-    let unread = unread.map_err(store_err)?;
+    let member = !memberships.map_err(store_fail)?.is_empty();
+    let unread = unread.map_err(store_fail)?;
     // a user without memberships has no active runs in scope: the widget
     // is empty and not shown
     let widget = if member { widget.map_err(fail)? } else { String::new() };
@@ -162,20 +166,16 @@ async fn overview(State(state): State<AppState>, PageCaller(user): PageCaller) -
         chrome(&state, &user, &names),
     );
     let summary = summary.map_err(fail)?;
-    let memberships = memberships.map_err(|e| fail(tenantatlas_engine::EngineError::from(e)))?;
+    let memberships = memberships.map_err(store_fail)?;
     let mut workspaces = Vec::new();
     for m in memberships {
         let ws = engine
             .store()
             .find_workspace(&m.workspace_id.to_string())
             .await
-            .map_err(|e| fail(tenantatlas_engine::EngineError::from(e)))?;
+            .map_err(store_fail)?;
         let Some(ws) = ws else { continue };
-        let tenants = engine
-            .store()
-            .list_tenants(ws.id)
-            .await
-            .map_err(|e| fail(tenantatlas_engine::EngineError::from(e)))?;
+        let tenants = engine.store().list_tenants(ws.id).await.map_err(store_fail)?;
         let lines = tenants
             .into_iter()
             .filter(|t| match &m.tenants {
@@ -273,10 +273,7 @@ async fn dashboard(
     );
     let summary = summary.map_err(fail)?;
     let (follow_up, stale, recent) = (follow_up.map_err(fail)?, stale.map_err(fail)?, recent.map_err(fail)?);
-    let ws = ws
-        .map_err(|e| fail(tenantatlas_engine::EngineError::from(e)))?
-        .map(|w| w.name)
-        .unwrap_or_default();
+    let ws = ws.map_err(store_fail)?.map(|w| w.name).unwrap_or_default();
     let chrome = chrome?;
     let startable = engine
         .startable_types(&tenant, &membership)
@@ -449,13 +446,11 @@ struct RunT {
 
 async fn detail_model(
     engine: &Engine,
-    viewer: Viewer,
-    id: RunId,
+    detail: tenantatlas_engine::RunDetail,
     decision_of: impl FnOnce(&tenantatlas_domain::view::RunView) -> Decision,
     names: &Names,
     system: bool,
 ) -> Result<DetailModel, WebError> {
-    let detail = engine.run_detail(viewer, id).await?;
     let v = engine.view(&detail.run);
     let d = decision_of(&v);
     let (counted, eta) = match &v.progress {
@@ -562,20 +557,14 @@ async fn detail_model(
 async fn run_page(State(state): State<AppState>, PageCaller(user): PageCaller, Path(id): Path<String>) -> PageResult {
     let engine = state.engine();
     let id: RunId = parse_id("id", &id).map_err(fail)?;
-    let run = engine.get_run_for(Viewer::User(user.id), id).await.map_err(fail)?;
-    let (allowed, names) = tokio::join!(allowed_for(engine, &user, &run), names_for(engine, Some(&user)));
+    // one scoped read of the run, its timeline, units and children
+    let detail = engine.run_detail(Viewer::User(user.id), id).await.map_err(fail)?;
+    let (allowed, names) = tokio::join!(allowed_for(engine, &user, &detail.run), names_for(engine, Some(&user)));
     let names = names.map_err(fail)?;
     let base = format!("/admin/operations/{id}");
     // independent reads, at once
     let (d, chrome) = tokio::join!(
-        detail_model(
-            engine,
-            Viewer::User(user.id),
-            id,
-            |v| render::decision(v, allowed, &base),
-            &names,
-            false,
-        ),
+        detail_model(engine, detail, |v| render::decision(v, allowed, &base), &names, false),
         chrome(&state, &user, &names),
     );
     let d = d.map_err(fail)?;
@@ -632,11 +621,7 @@ struct NotificationsT {
 
 async fn notifications(State(state): State<AppState>, PageCaller(user): PageCaller) -> PageResult {
     let engine = state.engine();
-    let list = engine
-        .store()
-        .notifications(user.id, 100)
-        .await
-        .map_err(|e| fail(tenantatlas_engine::EngineError::from(e)))?;
+    let list = engine.store().notifications(user.id, 100).await.map_err(store_fail)?;
     let mut items = Vec::new();
     for n in list {
         // the class is the run's, now (law 6): the same word as every other surface
@@ -669,7 +654,7 @@ async fn mark_read(State(state): State<AppState>, PageCaller(user): PageCaller, 
         .store()
         .mark_read(user.id, id, engine.now())
         .await
-        .map_err(|e| fail(tenantatlas_engine::EngineError::from(e)))?;
+        .map_err(store_fail)?;
     if !done {
         return Err(fail(WebError::not_found("notification")));
     }
@@ -778,10 +763,10 @@ async fn system_run(State(state): State<AppState>, op: PlatformOperator, Path(id
         retry: true,
         reconcile: true,
     };
+    let detail = engine.run_detail(Viewer::Everything, id).await.map_err(fail)?;
     let d = detail_model(
         engine,
-        Viewer::Everything,
-        id,
+        detail,
         |v| {
             let mut a = allowed;
             a.retry = v.tenant_id.is_some();
@@ -822,11 +807,7 @@ struct AuditT {
 
 async fn audit(State(state): State<AppState>, op: PlatformOperator) -> PageResult {
     let engine = state.engine();
-    let log = engine
-        .store()
-        .audit_log(200)
-        .await
-        .map_err(|e| fail(tenantatlas_engine::EngineError::from(e)))?;
+    let log = engine.store().audit_log(200).await.map_err(store_fail)?;
     let mut emails: HashMap<tenantatlas_domain::ids::UserId, String> = HashMap::new();
     let mut entries = Vec::new();
     for a in log {
