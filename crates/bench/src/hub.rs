@@ -54,15 +54,32 @@ impl Pick {
     }
 }
 
-pub(crate) async fn hub(
-    c: &Common,
-    runs: usize,
-    tenant_count: usize,
-    samples: usize,
-    rounds: usize,
-    clients: usize,
-) -> Result<serde_json::Value> {
-    let db = Fresh::new(c).await?;
+/// What the seed holds.
+pub(crate) struct Size {
+    pub runs: usize,
+    pub tenants: usize,
+}
+
+/// What is measured.
+pub(crate) struct Measure {
+    pub samples: usize,
+    pub rounds: usize,
+    pub sse_clients: usize,
+    /// Figures to measure (empty: all).
+    pub only: Vec<String>,
+}
+
+pub(crate) async fn hub(c: &Common, size: Size, m: Measure, keep_schema: Option<&str>) -> Result<serde_json::Value> {
+    let Measure {
+        samples,
+        rounds,
+        sse_clients: clients,
+        only,
+    } = m;
+    let (db, reuse) = match keep_schema {
+        Some(name) => Fresh::kept(c, name).await?,
+        None => (Fresh::new(c).await?, false),
+    };
     let store = db.store.clone();
     let engine = Engine::new(
         store.clone(),
@@ -72,64 +89,21 @@ pub(crate) async fn hub(
             ..EngineConfig::default()
         },
     );
-    let ws = engine
-        .create_workspace(&WorkspaceName::parse("name", "Hub bench")?, Actor::Cli)
-        .await?;
-    let mut tenants: Vec<TenantId> = Vec::new();
-    for i in 0..tenant_count {
-        let name = tenantatlas_domain::names::TenantName::parse("name", &format!("Tenant {i:03}"))?;
-        tenants.push(engine.add_tenant(ws.id, &name, None, Actor::Cli).await?.id);
-    }
-    let owner = engine
-        .add_user(
-            &Email::parse("email", "owner@bench.test")?,
-            &Password::parse("password", PASSWORD)?,
-            false,
-            Actor::Cli,
-        )
-        .await?;
-    engine.put_member(&ws, &owner, Role::Owner, None, Actor::Cli).await?;
-
-    // 1. seed through a real worker
     let url = child_url(c, &db);
-    let seed_started = Instant::now();
-    let mut ids: Vec<RunId> = Vec::new();
-    {
-        let workers = spawn_workers(&url, 1, 512)?;
-        let ok = OperationType::Synthetic.parse_params(RawParams::Json(&json!({"units": 0})))?;
-        let bad = OperationType::Synthetic.parse_params(RawParams::Json(&json!({"units": 1, "fail_every": 1})))?;
-        let mut made = 0usize;
-        while made < runs {
-            let n = (runs - made).min(20_000);
-            let reqs = (made..made + n)
-                .map(|i| {
-                    let p = if i % 50 == 0 { bad.clone() } else { ok.clone() };
-                    (tenants[i % tenants.len()], OperationType::Synthetic, p)
-                })
-                .collect();
-            let started = engine.start_many(Initiator::System, reqs).await?;
-            ids.extend(started.iter().step_by(97).map(|s| s.run.id));
-            made += n;
-            // keep the queue shallow, as production would
-            while queued(&url).await? > 200_000 {
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-        }
-        let deadline = Instant::now() + Duration::from_secs(3_600);
-        while queued(&url).await? > 0 || crate::active(&url).await? {
-            anyhow::ensure!(Instant::now() < deadline, "the worker did not drain the seed");
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-        drop(workers);
-    }
-    // a few thousand left waiting: active runs for the widget and dashboards
-    let waiting = OperationType::Synthetic.parse_params(RawParams::Json(&json!({"units": 10})))?;
-    let reqs = (0..2_000)
-        .map(|i| (tenants[i % tenants.len()], OperationType::Synthetic, waiting.clone()))
-        .collect();
-    engine.start_many(Initiator::System, reqs).await?;
-    let seed_s = seed_started.elapsed().as_secs_f64();
-    analyze(&url).await?;
+    let (tenants, ids, seed_s) = if reuse {
+        let (tenants, ids) = seeded(&url).await?;
+        anyhow::ensure!(
+            !tenants.is_empty() && !ids.is_empty(),
+            "schema {} holds no seeded hub; drop it or pick another name",
+            keep_schema.unwrap_or_default()
+        );
+        (tenants, ids, None)
+    } else {
+        let seed_started = Instant::now();
+        let (tenants, ids) = seed(&engine, &url, size.runs, size.tenants).await?;
+        (tenants, ids, Some(seed_started.elapsed().as_secs_f64().round()))
+    };
+    let total: i64 = count_runs(&url).await?;
 
     // 2. server-side latency through the router
     let state = tenantatlas_web::AppState::new(engine.clone(), tenantatlas_web::WebConfig::default());
@@ -150,6 +124,11 @@ pub(crate) async fn hub(
             Box::new(move |p| format!("/api/v1/runs?tenant={}", t[p.next(t.len())])),
         ),
         ("list_by_type", Box::new(|_| "/api/v1/runs?type=synthetic".into())),
+        // a type with no runs in the ledger: nothing to stop at
+        (
+            "list_by_type_rare",
+            Box::new(|_| "/api/v1/runs?type=restore.execute".into()),
+        ),
         (
             "list_by_status_failed",
             Box::new(|_| "/api/v1/runs?status=failed".into()),
@@ -161,6 +140,14 @@ pub(crate) async fn hub(
         (
             "list_by_problem_needs_follow_up",
             Box::new(|_| "/api/v1/runs?problem=needs_follow_up".into()),
+        ),
+        (
+            "list_by_problem_reconciled",
+            Box::new(|_| "/api/v1/runs?problem=reconciled".into()),
+        ),
+        (
+            "list_by_status_cancelled",
+            Box::new(|_| "/api/v1/runs?status=cancelled".into()),
         ),
         (
             "list_by_problem_active",
@@ -190,7 +177,14 @@ pub(crate) async fn hub(
     ];
     // rounds, interleaved: on a shared machine a burst of noise then lands
     // in one round of every figure rather than in all samples of one
-    let mut cases = cases;
+    let known: Vec<&str> = cases.iter().map(|(n, _)| *n).collect();
+    if let Some(bad) = only.iter().find(|o| !known.contains(&o.as_str())) {
+        anyhow::bail!("--only: no figure named {bad:?}; the figures are {}", known.join(", "));
+    }
+    let mut cases: Vec<(&str, Uri)> = cases
+        .into_iter()
+        .filter(|(n, _)| only.is_empty() || only.iter().any(|o| o == n))
+        .collect();
     let mut per: Vec<(Vec<f64>, Vec<f64>)> = vec![(Vec::new(), Vec::new()); cases.len()];
     for _ in 0..rounds.max(1) {
         for (i, (_, uri)) in cases.iter_mut().enumerate() {
@@ -218,18 +212,116 @@ pub(crate) async fn hub(
     }
 
     // 3. a real server: idle RSS, then SSE clients
-    let sse = sse(&url, clients, &engine, tenants[0]).await?;
+    let sse = if clients > 0 {
+        sse(&url, clients, &engine, tenants[0]).await?
+    } else {
+        serde_json::Value::Null
+    };
     drop(db);
     Ok(json!({
         "backend": format!("{:?}", c.backend).to_lowercase(),
-        "runs": runs + 2_000,
-        "tenants": tenant_count,
-        "seed_seconds": seed_s.round(),
+        "runs": total,
+        "tenants": tenants.len(),
+        "seed_seconds": seed_s,
         "samples_per_figure_per_round": samples,
         "rounds": rounds,
         "server_side": figures,
         "serve": sse,
     }))
+}
+
+/// Seeds the workspace, its tenants, the owner and the ledger through the
+/// engine and a real worker; answers the tenants and every 97th run id.
+async fn seed(engine: &Engine, url: &str, runs: usize, tenant_count: usize) -> Result<(Vec<TenantId>, Vec<RunId>)> {
+    let ws = engine
+        .create_workspace(&WorkspaceName::parse("name", "Hub bench")?, Actor::Cli)
+        .await?;
+    let mut tenants: Vec<TenantId> = Vec::new();
+    for i in 0..tenant_count {
+        let name = tenantatlas_domain::names::TenantName::parse("name", &format!("Tenant {i:03}"))?;
+        tenants.push(engine.add_tenant(ws.id, &name, None, Actor::Cli).await?.id);
+    }
+    let owner = engine
+        .add_user(
+            &Email::parse("email", "owner@bench.test")?,
+            &Password::parse("password", PASSWORD)?,
+            false,
+            Actor::Cli,
+        )
+        .await?;
+    engine.put_member(&ws, &owner, Role::Owner, None, Actor::Cli).await?;
+    let mut ids: Vec<RunId> = Vec::new();
+    {
+        let workers = spawn_workers(url, 1, 512)?;
+        let ok = OperationType::Synthetic.parse_params(RawParams::Json(&json!({"units": 0})))?;
+        let bad = OperationType::Synthetic.parse_params(RawParams::Json(&json!({"units": 1, "fail_every": 1})))?;
+        let mut made = 0usize;
+        while made < runs {
+            let n = (runs - made).min(20_000);
+            let reqs = (made..made + n)
+                .map(|i| {
+                    let p = if i % 50 == 0 { bad.clone() } else { ok.clone() };
+                    (tenants[i % tenants.len()], OperationType::Synthetic, p)
+                })
+                .collect();
+            let started = engine.start_many(Initiator::System, reqs).await?;
+            ids.extend(started.iter().step_by(97).map(|s| s.run.id));
+            made += n;
+            // keep the queue shallow, as production would
+            while queued(url).await? > 200_000 {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(3_600);
+        while queued(url).await? > 0 || crate::active(url).await? {
+            anyhow::ensure!(Instant::now() < deadline, "the worker did not drain the seed");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        drop(workers);
+    }
+    // a few thousand left waiting: active runs for the widget and dashboards
+    let waiting = OperationType::Synthetic.parse_params(RawParams::Json(&json!({"units": 10})))?;
+    let reqs = (0..2_000)
+        .map(|i| (tenants[i % tenants.len()], OperationType::Synthetic, waiting.clone()))
+        .collect();
+    engine.start_many(Initiator::System, reqs).await?;
+    analyze(url).await?;
+    Ok((tenants, ids))
+}
+
+/// The tenants and a sample of run ids of a hub seeded earlier.
+async fn seeded(url: &str) -> Result<(Vec<TenantId>, Vec<RunId>)> {
+    let mut c = <sqlx::PgConnection as sqlx::Connection>::connect(url).await?;
+    let t: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT id FROM tenants ORDER BY name")
+        .fetch_all(&mut c)
+        .await?;
+    let r: Vec<uuid::Uuid> = sqlx::query_scalar(
+        "SELECT id FROM (SELECT id, row_number() OVER (ORDER BY id) AS n FROM operation_runs) s WHERE n % 97 = 1",
+    )
+    .fetch_all(&mut c)
+    .await?;
+    let parse = |u: uuid::Uuid| u.to_string();
+    let tenants = t
+        .into_iter()
+        .map(|u| parse(u).parse())
+        .collect::<Result<Vec<TenantId>, _>>()?;
+    let ids = r
+        .into_iter()
+        .map(|u| parse(u).parse())
+        .collect::<Result<Vec<RunId>, _>>()?;
+    Ok((tenants, ids))
+}
+
+async fn count_runs(url: &str) -> Result<i64> {
+    const Q: &str = "SELECT COUNT(*) FROM operation_runs";
+    if url.starts_with("sqlite:") {
+        let opts = <sqlx::sqlite::SqliteConnectOptions as std::str::FromStr>::from_str(url)?.read_only(true);
+        let mut c = <sqlx::SqliteConnection as sqlx::Connection>::connect_with(&opts).await?;
+        Ok(sqlx::query_scalar(Q).fetch_one(&mut c).await?)
+    } else {
+        let mut c = <sqlx::PgConnection as sqlx::Connection>::connect(url).await?;
+        Ok(sqlx::query_scalar(Q).fetch_one(&mut c).await?)
+    }
 }
 
 async fn queued(url: &str) -> Result<i64> {

@@ -116,6 +116,15 @@ enum What {
         /// Live-widget streams held open.
         #[arg(long, default_value_t = 500)]
         sse_clients: usize,
+        /// Seed into this PostgreSQL schema and keep it; when it exists
+        /// already (from an earlier `--keep-schema` run), measure without
+        /// seeding. For iterating on read paths; drop it by hand after.
+        #[arg(long)]
+        keep_schema: Option<String>,
+        /// Measure only these figures (comma-separated names from the
+        /// report, e.g. `tenant_dashboard,workspace_overview`).
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
     },
     /// Unit completions per second, in batches.
     Units {
@@ -135,12 +144,16 @@ struct Fresh {
     store: Store,
     _dir: Option<tempfile::TempDir>,
     pg: Option<(String, String)>,
+    /// A named PostgreSQL schema kept after the measurement (`--keep-schema`).
+    keep: bool,
 }
 
 impl Drop for Fresh {
     fn drop(&mut self) {
         // A measurement that failed still removes its schema.
-        if let Some((url, schema)) = self.pg.take() {
+        if let Some((url, schema)) = self.pg.take()
+            && !self.keep
+        {
             let _ = std::thread::spawn(move || {
                 let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
                     return;
@@ -171,6 +184,7 @@ impl Fresh {
                     store,
                     _dir: Some(dir),
                     pg: None,
+                    keep: false,
                 })
             }
             Backend::Postgres => {
@@ -187,9 +201,51 @@ impl Fresh {
                     store,
                     _dir: None,
                     pg: Some((c.postgres_url.clone(), schema)),
+                    keep: false,
                 })
             }
         }
+    }
+
+    /// A PostgreSQL schema by name that outlives the measurement: created
+    /// (and migrated) when missing, reused when present. Answers whether
+    /// it already existed.
+    async fn kept(c: &Common, schema: &str) -> Result<(Self, bool)> {
+        anyhow::ensure!(
+            matches!(c.backend, Backend::Postgres),
+            "--keep-schema needs --backend postgres"
+        );
+        anyhow::ensure!(
+            !schema.is_empty()
+                && schema
+                    .chars()
+                    .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_'),
+            "--keep-schema: use lowercase letters, digits and underscores"
+        );
+        let admin = sqlx::PgPool::connect(&c.postgres_url)
+            .await
+            .context("connect to PostgreSQL")?;
+        let existed: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM information_schema.schemata WHERE schema_name = $1)")
+                .bind(schema)
+                .fetch_one(&admin)
+                .await?;
+        if !existed {
+            sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&admin).await?;
+        }
+        admin.close().await;
+        let opts = PgConnectOptions::from_str(&c.postgres_url)?.options([("search_path", schema)]);
+        let store: Store = Arc::new(PgStore::connect_with(opts, 16).await?);
+        store.migrate().await?;
+        Ok((
+            Self {
+                store,
+                _dir: None,
+                pg: Some((c.postgres_url.clone(), schema.to_owned())),
+                keep: true,
+            },
+            existed,
+        ))
     }
 
     async fn drop_schema(self) -> Result<()> {
@@ -404,7 +460,25 @@ async fn main() -> Result<()> {
             samples,
             rounds,
             sse_clients,
-        } => hub::hub(common, *runs, *tenants, *samples, *rounds, *sse_clients).await?,
+            keep_schema,
+            only,
+        } => {
+            hub::hub(
+                common,
+                hub::Size {
+                    runs: *runs,
+                    tenants: *tenants,
+                },
+                hub::Measure {
+                    samples: *samples,
+                    rounds: *rounds,
+                    sse_clients: *sse_clients,
+                    only: only.clone(),
+                },
+                keep_schema.as_deref(),
+            )
+            .await?
+        }
     };
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())

@@ -108,8 +108,18 @@ fn filter_clause(sql: &mut Sql, f: &RunFilter, with_bucket: bool) {
             let list: Vec<_> = outcomes.iter().map(|o| format!("'{}'", o.as_str())).collect();
             let _ = write!(sql.text, " AND outcome IN ({})", list.join(", "));
         }
+        if b != StatusBucket::Succeeded && status == RunStatus::Completed {
+            let _ = write!(sql.text, " AND {EXCEPTIONS}");
+        }
     }
 }
+
+/// The predicate of the partial "exceptions" indexes (migration 0004),
+/// word for word: completed runs that did not simply succeed, or were
+/// reconciled. Lists that select only such runs repeat it so that both
+/// planners can prove those small indexes apply (SQLite matches terms by
+/// their text).
+const EXCEPTIONS: &str = "(outcome <> 'succeeded' OR reconciled_at IS NOT NULL)";
 
 /// Types grouped by equal threshold, so the SQL text stays stable.
 fn grouped(
@@ -179,10 +189,14 @@ fn problem_predicate(sql: &mut Sql, class: ProblemClass, now: Timestamp, thresho
             let stale = stale_predicate(sql, now, thresholds);
             format!("(active AND {stale})")
         }
-        ProblemClass::NeedsFollowUp => "(status = 'completed' AND outcome IN ('failed', 'partially_succeeded', 'blocked') AND reconciled_at IS NULL)".to_owned(),
-        ProblemClass::Reconciled => "(status = 'completed' AND outcome <> 'cancelled' AND reconciled_at IS NOT NULL)".to_owned(),
+        ProblemClass::NeedsFollowUp => format!(
+            "(status = 'completed' AND outcome IN ('failed', 'partially_succeeded', 'blocked') AND reconciled_at IS NULL) AND {EXCEPTIONS}"
+        ),
+        ProblemClass::Reconciled => {
+            format!("(status = 'completed' AND outcome <> 'cancelled' AND reconciled_at IS NOT NULL) AND {EXCEPTIONS}")
+        }
         ProblemClass::Ok => "(outcome = 'succeeded' AND reconciled_at IS NULL)".to_owned(),
-        ProblemClass::Cancelled => "(outcome = 'cancelled')".to_owned(),
+        ProblemClass::Cancelled => format!("(outcome = 'cancelled') AND {EXCEPTIONS}"),
     }
 }
 
