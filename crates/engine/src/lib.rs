@@ -27,6 +27,7 @@ mod progress;
 mod reconciler;
 mod scheduler;
 mod start;
+mod tally;
 pub mod timeline;
 pub mod worker;
 
@@ -46,6 +47,7 @@ pub use monitor::{ClassCounts, ProblemSummary, RunDetail, Viewer};
 pub use reconciler::{ReconciledRun, SweepReport};
 pub use scheduler::Fired;
 pub use start::{Initiator, Started};
+pub use tally::{CLAIM_LATENCY_BUCKETS, Histogram, TallySnapshot};
 
 /// Engine settings.
 #[derive(Clone, Debug)]
@@ -84,6 +86,7 @@ struct Inner {
     thresholds: std::sync::RwLock<Thresholds>,
     starter: batcher::Starter,
     completer: lifecycle::Completer,
+    tally: tally::Tally,
 }
 
 /// The operation service. Cheap to clone.
@@ -123,8 +126,19 @@ impl Engine {
                 config,
                 starter,
                 completer,
+                tally: tally::Tally::default(),
             }),
         }
+    }
+
+    /// What this node started, completed, reconciled and claimed since it
+    /// began (the counters of `/metrics`).
+    pub fn tally(&self) -> TallySnapshot {
+        self.inner.tally.snapshot()
+    }
+
+    pub(crate) fn tally_ref(&self) -> &tally::Tally {
+        &self.inner.tally
     }
 
     /// The store.

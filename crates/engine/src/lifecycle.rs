@@ -114,6 +114,8 @@ impl Engine {
                     notified,
                     parents_completed,
                 } => {
+                    self.tally_ref().completed(&run);
+                    self.tally_parents(&parents_completed).await;
                     tracing::info!(
                         run.id = %id,
                         status = run.state.status().as_str(),
@@ -187,7 +189,10 @@ impl Engine {
             )
             .await
         {
-            Ok(Completion::Completed { run, .. }) => Ok(Some(*run)),
+            Ok(Completion::Completed { run, .. }) => {
+                self.tally_ref().claimed(std::slice::from_ref(&run));
+                Ok(Some(*run))
+            }
             Ok(_) | Err(EngineError::Refused(_)) => Ok(None),
             Err(e) => Err(e),
         }
@@ -552,7 +557,7 @@ impl Engine {
         let transition = Transition::plan(RunState::Queued, LifecycleEvent::Claim)
             .map_err(|e| EngineError::Internal(e.to_string()))?;
         let now = self.now();
-        Ok(self
+        let runs = self
             .store()
             .claim_due(&ClaimRequest {
                 transition,
@@ -562,7 +567,23 @@ impl Engine {
                 lease_until: now.plus(lease),
                 now,
             })
-            .await?)
+            .await?;
+        self.tally_ref().claimed(&runs);
+        Ok(runs)
+    }
+
+    /// Counts fan-out parents that a child's completion completed (the
+    /// store names them; their type and outcome are read back).
+    async fn tally_parents(&self, parents: &[RunId]) {
+        for id in parents {
+            match self.store().get_run(*id).await {
+                Ok(Some(p)) => self.tally_ref().completed(&p),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(run.id = %id, error = %e, "a completed parent could not be read for the metrics")
+                }
+            }
+        }
     }
 
     /// Puts back in the queue the runs that earlier incarnations of `node`
@@ -611,7 +632,15 @@ impl Engine {
             audit: None,
         };
         match self.inner.completer.submit(write).await? {
-            TransitionResult::Applied { run, notified, .. } => Ok(Completion::Completed { run, notified }),
+            TransitionResult::Applied {
+                run,
+                notified,
+                parents_completed,
+            } => {
+                self.tally_ref().completed(&run);
+                self.tally_parents(&parents_completed).await;
+                Ok(Completion::Completed { run, notified })
+            }
             TransitionResult::NotApplied { current: Some(c) } => {
                 self.fenced(*c, Some(run.attempt), LifecycleEvent::Complete(outcome))
                     .await

@@ -70,6 +70,11 @@ impl Engine {
             })
             .collect();
         let planned = self.store().fan_out(parent.id, parent.attempt, &batch, now).await?;
+        if matches!(planned, PlanApplied::Planned { .. }) {
+            for child in &batch {
+                self.tally_ref().started(child.op_type, 1);
+            }
+        }
         if planned == (PlanApplied::Planned { total: 0 }) {
             self.complete(parent.id, Some(parent.attempt), Outcome::Succeeded, None, Vec::new())
                 .await?;

@@ -131,6 +131,9 @@ impl Engine {
                 now,
             };
             if let Some(rec) = self.store().fire_schedule(&fire).await? {
+                if !rec.joined {
+                    self.tally_ref().started(rec.run.op_type, 1);
+                }
                 tracing::info!(schedule = %s.name, run.id = %rec.run.id, joined = rec.joined, "schedule fired");
                 fired.push(Fired {
                     schedule: s.name.clone(),

@@ -134,6 +134,9 @@ impl Engine {
         let initiator = self.authorize_start(who, &tenant, membership.as_ref(), op)?;
         let new = self.new_run(&tenant, op, params, initiator);
         let rec = self.inner.starter.submit(new).await?;
+        if !rec.joined {
+            self.tally_ref().started(op, 1);
+        }
         tracing::debug!(run.id = %rec.run.id, tenant.id = %tenant.id, joined = rec.joined, "start");
         Ok(Started {
             run: rec.run,
@@ -164,6 +167,9 @@ impl Engine {
         }
         let now = self.now();
         let records = self.store().start_runs(&batch, now).await?;
+        for r in records.iter().filter(|r| !r.joined) {
+            self.tally_ref().started(r.run.op_type, 1);
+        }
         Ok(records
             .into_iter()
             .map(|r| Started {
@@ -191,6 +197,9 @@ impl Engine {
             available_at: self.now(),
         };
         let rec = self.inner.starter.submit(new).await?;
+        if !rec.joined {
+            self.tally_ref().started(op, 1);
+        }
         Ok(Started {
             run: rec.run,
             joined: rec.joined,

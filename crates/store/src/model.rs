@@ -629,29 +629,24 @@ pub struct TokenRecord {
     pub created_at: Timestamp,
 }
 
-/// Figures for `/metrics`, read from the database (so every node reports
-/// the same truth).
+/// The figures of `/metrics` that are about now, read from the database
+/// (so every node reports the same truth) through the index of active
+/// runs: a scrape never reads the ledger.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct MetricsSnapshot {
-    /// Runs per (type, status, outcome, reconciled).
-    pub runs: Vec<MetricsGroup>,
+    /// Active runs per (type, status).
+    pub active: Vec<MetricsGroup>,
     /// Queued runs that are due now.
     pub queue_depth: u64,
-    /// Start-to-claim latency of the runs running now (up to 1,000).
-    pub claim_latencies: Vec<std::time::Duration>,
 }
 
-/// One group of [`MetricsSnapshot::runs`].
+/// One group of [`MetricsSnapshot::active`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MetricsGroup {
     /// Type (its stable name).
     pub op_type: String,
-    /// Status.
+    /// Status (queued or running).
     pub status: String,
-    /// Outcome, when completed.
-    pub outcome: Option<String>,
-    /// Whether the reconciler completed them.
-    pub reconciled: bool,
     /// How many.
     pub count: u64,
 }

@@ -344,18 +344,13 @@ pub(crate) fn runs_per_day(scope: &RunScope, since: Timestamp) -> Sql {
     sql
 }
 
-/// Runs per type, status, outcome and whether reconciled.
-pub(crate) const METRICS_GROUPS: &str = "SELECT type, status, outcome, \
-    CASE WHEN reconciled_at IS NULL THEN 0 ELSE 1 END AS reconciled, COUNT(*) AS n \
-    FROM operation_runs GROUP BY type, status, outcome, CASE WHEN reconciled_at IS NULL THEN 0 ELSE 1 END";
+/// Active runs per type and status.
+pub(crate) const METRICS_ACTIVE: &str =
+    "SELECT type, status, COUNT(*) AS n FROM operation_runs WHERE active GROUP BY type, status";
 
 /// Queued runs due now.
 pub(crate) const METRICS_QUEUE_DEPTH: &str =
     "SELECT COUNT(*) FROM operation_runs WHERE active AND status = 'queued' AND available_at <= $1";
-
-/// When the running runs became due and were claimed.
-pub(crate) const METRICS_CLAIMS: &str =
-    "SELECT available_at, claimed_at FROM operation_runs WHERE active AND status = 'running' LIMIT 1000";
 
 #[cfg(test)]
 mod tests {

@@ -1,9 +1,12 @@
 //! `/metrics` (Prometheus text) and `/healthz`.
 //!
 //! `/metrics` answers platform operators only (a scraper sends a platform
-//! operator's API token); `/healthz` answers anyone. Run figures come from
-//! the database, so every node of a cluster reports
-//! the same totals; request figures are this node's.
+//! operator's API token); `/healthz` answers anyone. Counters (runs
+//! started, completed, reconciled; claim latency; requests) are this
+//! node's since it started — Prometheus' convention, a cluster's total is
+//! the sum over its nodes — so a scrape never counts the ledger. Gauges
+//! about now (active runs, queue depth) come from the database through the
+//! index of active runs, so every node reports the same.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -80,32 +83,22 @@ async fn metrics(State(state): State<AppState>, _op: crate::auth::PlatformOperat
             return (StatusCode::SERVICE_UNAVAILABLE, "the database does not answer\n").into_response();
         }
     };
+    let tally = engine.tally();
     let mut out = String::new();
-    let mut started: BTreeMap<&str, u64> = BTreeMap::new();
-    let mut active: BTreeMap<(&str, &str), u64> = BTreeMap::new();
-    let mut reconciled: BTreeMap<&str, u64> = BTreeMap::new();
-    let mut completed: BTreeMap<(&str, &str), u64> = BTreeMap::new();
-    for g in &snap.runs {
-        *started.entry(&g.op_type).or_default() += g.count;
-        match g.outcome.as_deref() {
-            Some(o) => *completed.entry((&g.op_type, o)).or_default() += g.count,
-            None => *active.entry((&g.op_type, &g.status)).or_default() += g.count,
-        }
-        if g.reconciled {
-            *reconciled.entry(&g.op_type).or_default() += g.count;
-        }
-    }
-    let _ = writeln!(out, "# HELP tenantatlas_runs_started_total Runs started, by type.");
+    let _ = writeln!(
+        out,
+        "# HELP tenantatlas_runs_started_total Runs this node started (joins are not starts), by type."
+    );
     let _ = writeln!(out, "# TYPE tenantatlas_runs_started_total counter");
-    for (t, n) in &started {
+    for (t, n) in &tally.started {
         let _ = writeln!(out, "tenantatlas_runs_started_total{{type=\"{}\"}} {n}", escape(t));
     }
     let _ = writeln!(
         out,
-        "# HELP tenantatlas_runs_completed_total Runs completed, by type and outcome."
+        "# HELP tenantatlas_runs_completed_total Runs this node completed, by type and outcome."
     );
     let _ = writeln!(out, "# TYPE tenantatlas_runs_completed_total counter");
-    for ((t, o), n) in &completed {
+    for ((t, o), n) in &tally.completed {
         let _ = writeln!(
             out,
             "tenantatlas_runs_completed_total{{type=\"{}\",outcome=\"{}\"}} {n}",
@@ -113,44 +106,50 @@ async fn metrics(State(state): State<AppState>, _op: crate::auth::PlatformOperat
             escape(o)
         );
     }
-    let _ = writeln!(out, "# HELP tenantatlas_runs_active Runs queued or running now.");
+    let _ = writeln!(
+        out,
+        "# HELP tenantatlas_reconciliations_total Stale runs this node completed (reconciler or triage), by type."
+    );
+    let _ = writeln!(out, "# TYPE tenantatlas_reconciliations_total counter");
+    for (t, n) in &tally.reconciled {
+        let _ = writeln!(out, "tenantatlas_reconciliations_total{{type=\"{}\"}} {n}", escape(t));
+    }
+    let _ = writeln!(
+        out,
+        "# HELP tenantatlas_runs_active Runs queued or running now (all nodes)."
+    );
     let _ = writeln!(out, "# TYPE tenantatlas_runs_active gauge");
-    for ((t, s), n) in &active {
+    for g in &snap.active {
         let _ = writeln!(
             out,
-            "tenantatlas_runs_active{{type=\"{}\",status=\"{}\"}} {n}",
-            escape(t),
-            escape(s)
+            "tenantatlas_runs_active{{type=\"{}\",status=\"{}\"}} {}",
+            escape(&g.op_type),
+            escape(&g.status),
+            g.count
         );
     }
     let _ = writeln!(
         out,
-        "# HELP tenantatlas_reconciliations_total Runs completed by the reconciler."
+        "# HELP tenantatlas_queue_depth Queued runs that are due now (all nodes)."
     );
-    let _ = writeln!(out, "# TYPE tenantatlas_reconciliations_total counter");
-    for (t, n) in &reconciled {
-        let _ = writeln!(out, "tenantatlas_reconciliations_total{{type=\"{}\"}} {n}", escape(t));
-    }
-    let _ = writeln!(out, "# HELP tenantatlas_queue_depth Queued runs that are due.");
     let _ = writeln!(out, "# TYPE tenantatlas_queue_depth gauge");
     let _ = writeln!(out, "tenantatlas_queue_depth {}", snap.queue_depth);
-    let mut lat: Vec<f64> = snap.claim_latencies.iter().map(Duration::as_secs_f64).collect();
-    lat.sort_by(f64::total_cmp);
+    let h = &tally.claim_latency;
     let _ = writeln!(
         out,
-        "# HELP tenantatlas_claim_latency_seconds Start-to-claim latency of the runs running now."
+        "# HELP tenantatlas_claim_latency_seconds From due to claimed, for the runs this node's workers claimed."
     );
-    let _ = writeln!(out, "# TYPE tenantatlas_claim_latency_seconds summary");
-    for q in [0.5, 0.99] {
-        let v = if lat.is_empty() {
-            0.0
-        } else {
-            lat[((lat.len() - 1) as f64 * q).round() as usize]
-        };
-        let _ = writeln!(out, "tenantatlas_claim_latency_seconds{{quantile=\"{q}\"}} {v}");
+    let _ = writeln!(out, "# TYPE tenantatlas_claim_latency_seconds histogram");
+    for (le, n) in tenantatlas_engine::CLAIM_LATENCY_BUCKETS.iter().zip(h.buckets) {
+        let _ = writeln!(out, "tenantatlas_claim_latency_seconds_bucket{{le=\"{le}\"}} {n}");
     }
-    let _ = writeln!(out, "tenantatlas_claim_latency_seconds_sum {}", lat.iter().sum::<f64>());
-    let _ = writeln!(out, "tenantatlas_claim_latency_seconds_count {}", lat.len());
+    let _ = writeln!(
+        out,
+        "tenantatlas_claim_latency_seconds_bucket{{le=\"+Inf\"}} {}",
+        h.count
+    );
+    let _ = writeln!(out, "tenantatlas_claim_latency_seconds_sum {}", h.sum);
+    let _ = writeln!(out, "tenantatlas_claim_latency_seconds_count {}", h.count);
     let _ = writeln!(
         out,
         "# HELP tenantatlas_http_requests_total Requests served by this node."

@@ -601,16 +601,14 @@ impl Backend for PgStore {
     }
 
     async fn metrics(&self, now: Timestamp) -> Result<MetricsSnapshot> {
-        let groups = sqlx::query(crate::sqlgen::METRICS_GROUPS)
+        let groups = sqlx::query(crate::sqlgen::METRICS_ACTIVE)
             .fetch_all(self.pool())
             .await?;
         let mut out = MetricsSnapshot::default();
         for r in &groups {
-            out.runs.push(MetricsGroup {
+            out.active.push(MetricsGroup {
                 op_type: r.text("type")?,
                 status: r.text("status")?,
-                outcome: r.opt_text("outcome")?,
-                reconciled: r.int("reconciled")? != 0,
                 count: u64::try_from(r.int("n")?).unwrap_or(0),
             });
         }
@@ -619,14 +617,6 @@ impl Backend for PgStore {
             .fetch_one(self.pool())
             .await?;
         out.queue_depth = u64::try_from(depth).unwrap_or(0);
-        for r in sqlx::query(crate::sqlgen::METRICS_CLAIMS)
-            .fetch_all(self.pool())
-            .await?
-        {
-            if let (Some(claimed), Some(available)) = (r.opt_ts("claimed_at")?, r.opt_ts("available_at")?) {
-                out.claim_latencies.push(claimed.since(available));
-            }
-        }
         Ok(out)
     }
 

@@ -654,3 +654,103 @@ async fn tenants_outside_an_entitlement_stay_invisible() {
         assert_eq!(r.status(), 401);
     }
 }
+
+/// The value of one sample line of a Prometheus text page (0 when absent).
+fn sample(page: &str, series: &str) -> f64 {
+    page.lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|v| v.strip_prefix(' ')))
+        .map_or(0.0, |v| v.trim().parse().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_what_this_node_did_and_read_only_active_runs() {
+    for db in databases() {
+        let w = world(&db).await;
+        let e = &w.engine;
+        let p = |v: Value| OperationType::Synthetic.parse_params(RawParams::Json(&v)).unwrap();
+        // the world started r1 and r3; a twin of r1 joins it (not a start)
+        let joined = e
+            .start(
+                Initiator::System,
+                w.t1,
+                OperationType::Synthetic,
+                p(json!({"units": 4, "key": "r1"})),
+            )
+            .await
+            .unwrap();
+        assert!(joined.joined);
+        // r3 fails; r1 is claimed two seconds after it became due
+        e.complete(w.r3, None, Outcome::Failed, Some(ReasonCode::InternalError), vec![])
+            .await
+            .unwrap();
+        w.clock.advance(Duration::from_secs(2));
+        let claimed = e
+            .claim_due("node-a/w", &[OperationType::Synthetic], 10, Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert_eq!(claimed.len(), 1);
+        // a third run is claimed, then its worker vanishes: reconciled
+        let r4 = e
+            .start(
+                Initiator::System,
+                w.t2,
+                OperationType::Synthetic,
+                p(json!({"units": 4, "key": "r4"})),
+            )
+            .await
+            .unwrap()
+            .run;
+        let seen = e
+            .claim_due("node-a/w", &[OperationType::Synthetic], 10, Duration::from_secs(60))
+            .await
+            .unwrap()
+            .pop()
+            .unwrap();
+        assert_eq!(seen.id, r4.id);
+        w.clock.advance(Duration::from_secs(3_600));
+        e.reconcile(r4.id, &seen).await.unwrap();
+
+        let platform = crate::login(&w.app, &w.user("platform").email).await;
+        let (status, page) = api(&w.app, "GET", "/metrics", Some(&platform), None).await;
+        assert_eq!(status, 200);
+        let page = page.as_str().unwrap().to_owned();
+        let s = |series: &str| sample(&page, series);
+        assert_eq!(s("tenantatlas_runs_started_total{type=\"synthetic\"}"), 3.0, "{page}");
+        assert_eq!(
+            s("tenantatlas_runs_completed_total{type=\"synthetic\",outcome=\"failed\"}"),
+            2.0,
+            "{page}"
+        );
+        assert_eq!(
+            s("tenantatlas_reconciliations_total{type=\"synthetic\"}"),
+            1.0,
+            "{page}"
+        );
+        assert_eq!(
+            s("tenantatlas_runs_active{type=\"synthetic\",status=\"running\"}"),
+            1.0,
+            "r1 is running: {page}"
+        );
+        assert_eq!(s("tenantatlas_runs_active{type=\"synthetic\",status=\"queued\"}"), 0.0);
+        assert_eq!(s("tenantatlas_queue_depth"), 0.0);
+        // two claims: r1 after 2 s, r4 at once
+        assert_eq!(s("tenantatlas_claim_latency_seconds_count"), 2.0, "{page}");
+        assert_eq!(s("tenantatlas_claim_latency_seconds_bucket{le=\"1\"}"), 1.0, "{page}");
+        assert_eq!(s("tenantatlas_claim_latency_seconds_bucket{le=\"2.5\"}"), 2.0, "{page}");
+        assert_eq!(s("tenantatlas_claim_latency_seconds_bucket{le=\"+Inf\"}"), 2.0);
+        assert!(
+            (s("tenantatlas_claim_latency_seconds_sum") - 2.0).abs() < 0.01,
+            "{page}"
+        );
+        // counters and buckets are monotonic in `le`
+        let buckets: Vec<f64> = page
+            .lines()
+            .filter(|l| l.starts_with("tenantatlas_claim_latency_seconds_bucket"))
+            .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
+            .collect();
+        assert!(buckets.windows(2).all(|w| w[0] <= w[1]), "{buckets:?}");
+        // an owner (not a platform operator) gets 404
+        let owner = crate::login(&w.app, &w.user("owner").email).await;
+        assert_eq!(api(&w.app, "GET", "/metrics", Some(&owner), None).await.0, 404);
+    }
+}
