@@ -264,6 +264,27 @@ pub(crate) fn list_runs(q: &RunQuery) -> Sql {
         );
         return sql;
     }
+    let exceptions_only = matches!(
+        q.filter.problem,
+        Some(ProblemClass::NeedsFollowUp | ProblemClass::Reconciled | ProblemClass::Cancelled)
+    ) || matches!(
+        q.filter.bucket,
+        Some(StatusBucket::Failed | StatusBucket::Partial | StatusBucket::Cancelled)
+    );
+    if exceptions_only {
+        // The page's ids first, from an exceptions index alone (it holds
+        // every column the conditions test, so runs of other classes are
+        // passed over without reading their rows), then those rows.
+        sql.push("WITH a AS MATERIALIZED (SELECT id AS a_id FROM operation_runs WHERE 1 = 1");
+        list_conditions(&mut sql, q);
+        let limit = sql.arg(Arg::Int(i64::from(q.limit.clamp(1, 500)) + 1));
+        let _ = write!(
+            sql.text,
+            " ORDER BY created_at DESC, id DESC LIMIT {limit}) SELECT {RUN_COLUMNS} FROM operation_runs \
+             WHERE id IN (SELECT a_id FROM a) ORDER BY created_at DESC, id DESC"
+        );
+        return sql;
+    }
     let _ = write!(sql.text, "SELECT {RUN_COLUMNS} FROM operation_runs WHERE 1 = 1");
     list_conditions(&mut sql, q);
     let limit = sql.arg(Arg::Int(i64::from(q.limit.clamp(1, 500)) + 1));

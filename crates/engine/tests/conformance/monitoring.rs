@@ -132,6 +132,11 @@ pub async fn filters_and_keyset_pagination(db: Db) {
             ..RunFilter::default()
         },
         RunFilter {
+            bucket: Some(StatusBucket::Failed),
+            workspace: Some(s.ws),
+            ..RunFilter::default()
+        },
+        RunFilter {
             since: Some(mid),
             ..RunFilter::default()
         },
@@ -349,6 +354,19 @@ pub async fn sql_problem_classes_agree_with_the_domain(db: Db) {
                 .into_iter()
                 .collect();
             assert_eq!(got, want, "class {class} at +{offset}s");
+            // page by page too (lists of exceptions and of active runs take
+            // their own paths)
+            let paged = page_through(&c, Viewer::Everything, &filter, 2).await;
+            assert_eq!(
+                paged.len(),
+                want.len(),
+                "no run twice, none missed: {class} at +{offset}s"
+            );
+            assert_eq!(
+                paged.into_iter().collect::<BTreeSet<RunId>>(),
+                want,
+                "class {class} at +{offset}s, two at a time"
+            );
             assert_eq!(
                 summary.total.get(class),
                 want.len() as u64,

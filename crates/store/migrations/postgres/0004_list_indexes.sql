@@ -9,12 +9,17 @@ CREATE INDEX ix_runs_active_tenant ON operation_runs (tenant_id, created_at, id)
 -- so a list of them ("needs follow-up", "failed", "reconciled") walking a
 -- list index would read most of the ledger when a tenant has none. The
 -- list SQL repeats this predicate word for word so that both backends can
--- prove the index applies.
-CREATE INDEX ix_runs_exceptions_tenant ON operation_runs (tenant_id, created_at, id)
+-- prove the index applies. Each index also carries every column a list's
+-- scope and class test, so that telling one exception from another
+-- ("reconciled" among thousands of failures) reads only the index.
+CREATE INDEX ix_runs_exceptions_tenant
+    ON operation_runs (tenant_id, created_at, id, workspace_id, status, outcome, reconciled_at)
     WHERE (outcome <> 'succeeded' OR reconciled_at IS NOT NULL);
-CREATE INDEX ix_runs_exceptions_workspace ON operation_runs (workspace_id, created_at, id)
+CREATE INDEX ix_runs_exceptions_workspace
+    ON operation_runs (workspace_id, created_at, id, tenant_id, status, outcome, reconciled_at)
     WHERE (outcome <> 'succeeded' OR reconciled_at IS NOT NULL);
-CREATE INDEX ix_runs_exceptions_created ON operation_runs (created_at, id)
+CREATE INDEX ix_runs_exceptions_created
+    ON operation_runs (created_at, id, workspace_id, tenant_id, status, outcome, reconciled_at)
     WHERE (outcome <> 'succeeded' OR reconciled_at IS NOT NULL);
 
 -- Lists by operation type, newest first (a rare type is otherwise found by
