@@ -53,3 +53,13 @@ cargo test --workspace --locked
 # The hub in a real browser, against the binary the tests just built.
 cargo build --locked -p tenantatlas
 node tests/browser/hub.mjs
+# ... and on PostgreSQL (LISTEN/NOTIFY feeding the live widget), in an
+# empty schema of its own
+if [ -n "${TENANTATLAS_TEST_POSTGRES_URL:-}" ]; then
+    schema="browser_$$_$(date +%s)"
+    psql "$TENANTATLAS_TEST_POSTGRES_URL" -qc "CREATE SCHEMA $schema"
+    trap 'psql "$TENANTATLAS_TEST_POSTGRES_URL" -qc "DROP SCHEMA IF EXISTS $schema CASCADE" >/dev/null 2>&1 || true' EXIT
+    case "$TENANTATLAS_TEST_POSTGRES_URL" in *\?*) sep='&' ;; *) sep='?' ;; esac
+    TENANTATLAS_BROWSER_DATABASE_URL="${TENANTATLAS_TEST_POSTGRES_URL}${sep}options=-csearch_path%3D${schema}" \
+        node tests/browser/hub.mjs
+fi

@@ -6,6 +6,10 @@
 // of the main pages land in artifacts/screenshots/.
 //
 //   node tests/browser/hub.mjs            (TENANTATLAS_BIN overrides the binary)
+//
+// TENANTATLAS_BROWSER_DATABASE_URL runs the same walk on another database
+// (scripts/test.sh passes an empty PostgreSQL schema); its screenshots land
+// in artifacts/screenshots/postgres/.
 
 import { spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync } from "node:fs";
@@ -17,7 +21,9 @@ import { chromium } from "playwright-core";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const bin = process.env.TENANTATLAS_BIN || path.join(root, "target/debug/tenantatlas");
-const shots = path.join(root, "artifacts/screenshots");
+const dbUrl = process.env.TENANTATLAS_BROWSER_DATABASE_URL || "";
+const backend = dbUrl.startsWith("postgres") ? "postgres" : "sqlite";
+const shots = path.join(root, "artifacts/screenshots", backend === "sqlite" ? "" : backend);
 mkdirSync(shots, { recursive: true });
 const port = 18_000 + (process.pid % 1000);
 const base = `http://127.0.0.1:${port}`;
@@ -26,7 +32,7 @@ function startDemo() {
   const dir = mkdtempSync(path.join(tmpdir(), "ta-browser-"));
   const child = spawn(bin, ["demo", "--bind", `127.0.0.1:${port}`], {
     cwd: dir,
-    env: { ...process.env, TENANTATLAS_DATABASE_URL: `sqlite://${dir}/demo.db`, RUST_LOG: "warn" },
+    env: { ...process.env, TENANTATLAS_DATABASE_URL: dbUrl || `sqlite://${dir}/demo.db`, RUST_LOG: "warn" },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";
@@ -212,5 +218,5 @@ try {
   await browser.close();
   child.kill("SIGTERM");
 }
-console.log(`${results.length} browser scenario(s) passed${failed ? "; one failed" : ""}; screenshots in ${shots}`);
+console.log(`${results.length} browser scenario(s) passed on ${backend}${failed ? "; one failed" : ""}; screenshots in ${shots}`);
 process.exit(failed ? 1 : 0);
