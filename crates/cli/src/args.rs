@@ -108,6 +108,10 @@ pub struct WorkerArgs {
     /// Grace period at shutdown, in seconds.
     #[arg(long, default_value_t = 10)]
     pub grace_seconds: u64,
+    /// Serve `/metrics` and `/healthz` here (this process's counters are
+    /// its own; `serve` nodes expose theirs on the hub).
+    #[arg(long, env = "TENANTATLAS_METRICS_BIND")]
+    pub metrics_bind: Option<String>,
 }
 
 /// Node settings.

@@ -60,9 +60,12 @@ pub async fn run(cli: Cli) -> Result<u8> {
         Command::Member(c) => member(&engine, c).await.map(|()| 0),
         Command::Run(c) => run_cmd(&engine, c).await,
         Command::Runs(c) => runs(&engine, c).await.map(|()| 0),
-        Command::Worker(a) => node(&engine, Some(worker_config(a)), false, Duration::from_secs(15), None)
-            .await
-            .map(|()| 0),
+        Command::Worker(a) => {
+            let listen = a.metrics_bind.as_deref().map(Listen::Metrics);
+            node(&engine, Some(worker_config(a)), false, Duration::from_secs(15), listen)
+                .await
+                .map(|()| 0)
+        }
         Command::Serve(a) => serve(&engine, a).await.map(|()| 0),
         Command::Reconcile { dry_run, out } => reconcile(&engine, *dry_run, *out).await.map(|()| 0),
         Command::Schedule(c) => schedule(&engine, c).await.map(|()| 0),
@@ -107,12 +110,20 @@ async fn shutdown_signal() {
     }
 }
 
+/// What a node serves over HTTP.
+enum Listen<'a> {
+    /// The hub (and whether it is reached over TLS).
+    Hub(&'a str, bool),
+    /// `/metrics` and `/healthz` only (a worker-only process).
+    Metrics(&'a str),
+}
+
 async fn node(
     engine: &Engine,
     worker: Option<WorkerConfig>,
     duties: bool,
     sweep: Duration,
-    web: Option<(&str, bool)>,
+    listen: Option<Listen<'_>>,
 ) -> Result<()> {
     let shutdown = CancellationToken::new();
     let config = NodeConfig {
@@ -121,15 +132,19 @@ async fn node(
         sweep_interval: sweep,
         ..NodeConfig::default()
     };
-    let hub = match web {
-        Some((bind, tls)) => {
+    let hub = match listen {
+        Some(l) => {
+            let (bind, tls, what) = match l {
+                Listen::Hub(bind, tls) => (bind, tls, "the hub"),
+                Listen::Metrics(bind) => (bind, false, "metrics"),
+            };
             let listener = tokio::net::TcpListener::bind(bind)
                 .await
                 .map_err(|e| CliError::Failed(format!("cannot listen on {bind}: {e}")))?;
             let addr = listener
                 .local_addr()
                 .map_err(|e| CliError::Failed(format!("cannot listen on {bind}: {e}")))?;
-            eprintln!("the hub listens on http://{addr}/");
+            eprintln!("{what} listens on http://{addr}/");
             let state = tenantatlas_web::AppState::new(
                 engine.clone(),
                 tenantatlas_web::WebConfig {
@@ -137,7 +152,12 @@ async fn node(
                     ..tenantatlas_web::WebConfig::default()
                 },
             );
-            Some(tokio::spawn(tenantatlas_web::serve(listener, state, shutdown.clone())))
+            let app = if matches!(l, Listen::Hub(..)) {
+                tenantatlas_web::router(state)
+            } else {
+                tenantatlas_web::metrics_router(state)
+            };
+            Some(tokio::spawn(tenantatlas_web::serve(listener, app, shutdown.clone())))
         }
         None => None,
     };
@@ -167,6 +187,7 @@ async fn serve(engine: &Engine, a: &ServeArgs) -> Result<()> {
             lease_seconds: a.lease_seconds,
             heartbeat_seconds: a.heartbeat_seconds,
             grace_seconds: a.grace_seconds,
+            metrics_bind: None,
         })
     });
     node(
@@ -174,7 +195,7 @@ async fn serve(engine: &Engine, a: &ServeArgs) -> Result<()> {
         worker,
         true,
         Duration::from_secs(a.sweep_seconds.max(1)),
-        Some((&a.bind, a.behind_tls)),
+        Some(Listen::Hub(&a.bind, a.behind_tls)),
     )
     .await
 }
@@ -303,7 +324,14 @@ async fn demo(cli: &Cli, bind: &str) -> Result<()> {
         concurrency: 16,
         ..WorkerConfig::default()
     };
-    node(&e, Some(worker), true, Duration::from_secs(5), Some((bind, false))).await?;
+    node(
+        &e,
+        Some(worker),
+        true,
+        Duration::from_secs(5),
+        Some(Listen::Hub(bind, false)),
+    )
+    .await?;
     e.store().close().await;
     Ok(())
 }

@@ -72,7 +72,7 @@ impl Engine {
         let planned = self.store().fan_out(parent.id, parent.attempt, &batch, now).await?;
         if matches!(planned, PlanApplied::Planned { .. }) {
             for child in &batch {
-                self.tally_ref().started(child.op_type, 1);
+                self.tally_ref().started(child.op_type);
             }
         }
         if planned == (PlanApplied::Planned { total: 0 }) {

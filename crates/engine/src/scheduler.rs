@@ -132,7 +132,7 @@ impl Engine {
             };
             if let Some(rec) = self.store().fire_schedule(&fire).await? {
                 if !rec.joined {
-                    self.tally_ref().started(rec.run.op_type, 1);
+                    self.tally_ref().started(rec.run.op_type);
                 }
                 tracing::info!(schedule = %s.name, run.id = %rec.run.id, joined = rec.joined, "schedule fired");
                 fired.push(Fired {

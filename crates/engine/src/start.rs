@@ -135,7 +135,7 @@ impl Engine {
         let new = self.new_run(&tenant, op, params, initiator);
         let rec = self.inner.starter.submit(new).await?;
         if !rec.joined {
-            self.tally_ref().started(op, 1);
+            self.tally_ref().started(op);
         }
         tracing::debug!(run.id = %rec.run.id, tenant.id = %tenant.id, joined = rec.joined, "start");
         Ok(Started {
@@ -168,7 +168,7 @@ impl Engine {
         let now = self.now();
         let records = self.store().start_runs(&batch, now).await?;
         for r in records.iter().filter(|r| !r.joined) {
-            self.tally_ref().started(r.run.op_type, 1);
+            self.tally_ref().started(r.run.op_type);
         }
         Ok(records
             .into_iter()
@@ -198,7 +198,7 @@ impl Engine {
         };
         let rec = self.inner.starter.submit(new).await?;
         if !rec.joined {
-            self.tally_ref().started(op, 1);
+            self.tally_ref().started(op);
         }
         Ok(Started {
             run: rec.run,

@@ -67,10 +67,9 @@ impl Tally {
         f(&mut d);
     }
 
-    pub(crate) fn started(&self, op: OperationType, n: u64) {
-        if n > 0 {
-            self.with(|d| *d.started.entry(op.as_str()).or_default() += n);
-        }
+    /// Counts one run started (not a join).
+    pub(crate) fn started(&self, op: OperationType) {
+        self.with(|d| *d.started.entry(op.as_str()).or_default() += 1);
     }
 
     /// Counts `run` if it is completed (a transition that completed it).

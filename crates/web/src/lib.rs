@@ -119,14 +119,19 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves the hub on `listener` until `shutdown` is cancelled.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    state: AppState,
-    shutdown: CancellationToken,
-) -> std::io::Result<()> {
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
+/// Only `/metrics` and `/healthz`, behind the same guard: what a
+/// worker-only process serves so that its counters can be scraped.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .merge(metrics::routes())
+        .layer(axum::middleware::from_fn_with_state(state.clone(), guard::guard))
+        .with_state(state)
+}
+
+/// Serves `app` (the hub's [`router`] or [`metrics_router`]) on `listener`
+/// until `shutdown` is cancelled.
+pub async fn serve(listener: tokio::net::TcpListener, app: Router, shutdown: CancellationToken) -> std::io::Result<()> {
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await
 }

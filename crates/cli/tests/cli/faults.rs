@@ -2,6 +2,7 @@
 //! node holding the singleton duties killed, PostgreSQL restarted under
 //! running workers. Each ends with the ledger checked run by run: nothing
 //! lost, no unit counted twice, every orphan explained on its timeline.
+//! Also what a worker-only process exposes about itself (its metrics).
 
 use std::collections::{BTreeSet, HashMap};
 use std::fs::File;
@@ -630,4 +631,90 @@ async fn workers_ride_out_a_postgresql_restart() {
     );
     assert!(reconciled <= 16, "at most one claim batch can be lost: {reconciled}");
     node.terminate();
+}
+
+/// One GET over loopback; answers the status line and the body.
+fn http_get(addr: &str, path: &str, token: Option<&str>) -> (String, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    (head.lines().next().unwrap_or_default().to_owned(), body.to_owned())
+}
+
+/// A worker-only process counts its own work, so it must serve it: with
+/// `--metrics-bind` it answers `/metrics` (platform operators' tokens only)
+/// and `/healthz`, and nothing of the hub.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_only_process_serves_its_own_metrics() {
+    let db = sqlite();
+    let e = engine(&db.url).await;
+    let t = tenant(&e).await;
+    let pw = tenantatlas_domain::names::Password::parse("p", "a long enough password").unwrap();
+    let email = |s: &str| tenantatlas_domain::names::Email::parse("e", s).unwrap();
+    let platform = e
+        .add_user(&email("scraper@faults.test"), &pw, true, Actor::Cli)
+        .await
+        .unwrap();
+    let owner = e
+        .add_user(&email("owner@faults.test"), &pw, false, Actor::Cli)
+        .await
+        .unwrap();
+    let scrape = e.create_api_token(&platform, "scrape", Actor::Cli).await.unwrap();
+    let not_platform = e.create_api_token(&owner, "scrape", Actor::Cli).await.unwrap();
+    start(&e, t, 5, json!({"units": 2})).await;
+    let port = 17_000 + (std::process::id() % 1_000) as u16;
+    let addr = format!("127.0.0.1:{port}");
+    let dir = tempfile::tempdir().unwrap();
+    let mut worker = Proc::spawn(
+        &db.url,
+        &["worker", "--node", "solo", "--metrics-bind", &addr],
+        dir.path().join("solo.log"),
+    );
+    wait_until("the five runs", Duration::from_secs(60), async || {
+        completed_count(&e).await == 5
+    })
+    .await;
+    wait_until("the metrics listener", Duration::from_secs(30), async || {
+        std::net::TcpStream::connect(&addr).is_ok()
+    })
+    .await;
+    let (status, page) = http_get(&addr, "/metrics", Some(&scrape));
+    assert!(status.contains(" 200"), "{status}: {}", worker.log());
+    let sample = |series: &str| -> Option<String> {
+        page.lines()
+            .find_map(|l| l.strip_prefix(series).map(|v| v.trim().to_owned()))
+    };
+    assert_eq!(
+        sample("tenantatlas_runs_completed_total{type=\"synthetic\",outcome=\"succeeded\"}").as_deref(),
+        Some("5"),
+        "{page}"
+    );
+    assert_eq!(
+        sample("tenantatlas_claim_latency_seconds_count").as_deref(),
+        Some("5"),
+        "{page}"
+    );
+    assert_eq!(
+        sample("tenantatlas_runs_started_total{type=\"synthetic\"}"),
+        None,
+        "this process started nothing: {page}"
+    );
+    assert!(http_get(&addr, "/metrics", None).0.contains(" 401"));
+    assert!(http_get(&addr, "/metrics", Some(&not_platform)).0.contains(" 404"));
+    assert!(http_get(&addr, "/healthz", None).0.contains(" 200"));
+    assert!(
+        http_get(&addr, "/login", None).0.contains(" 404"),
+        "no hub on a worker's metrics listener"
+    );
+    worker.terminate();
 }
