@@ -70,20 +70,27 @@ pub(crate) fn parse_time(field: &str, s: &str) -> Result<Timestamp, WebError> {
         .map_err(|_| WebError::invalid(field, "must be an RFC 3339 time (2026-11-23T10:00:00Z)"))
 }
 
-pub(crate) fn parse_list(q: &HashMap<String, String>) -> Result<ListQuery, WebError> {
-    let known = [
-        "workspace",
-        "tenant",
-        "type",
-        "status",
-        "problem",
-        "since",
-        "until",
-        "limit",
-        "cursor",
+/// The query parameters of every run list (API and pages), with what
+/// each means: the one list `parse_list` accepts and the OpenAPI document
+/// describes.
+pub const LIST_PARAMS: [(&str, &str); 10] = [
+    ("workspace", "Runs of this workspace (id)."),
+    ("tenant", "Runs of this tenant (id)."),
+    ("type", "Runs of this operation type."),
+    ("status", "Runs in this status bucket."),
+    ("problem", "Runs of this problem class, as of now."),
+    ("since", "Runs created at or after this time (RFC 3339)."),
+    ("until", "Runs created before this time (RFC 3339)."),
+    ("limit", "Runs per page, 1 to 500 (default 50)."),
+    ("cursor", "The `next_cursor` of the previous page."),
+    (
         "clear",
-    ];
-    if let Some(k) = q.keys().find(|k| !known.contains(&k.as_str())) {
+        "Accepted and ignored (the pages use it to forget remembered filters).",
+    ),
+];
+
+pub(crate) fn parse_list(q: &HashMap<String, String>) -> Result<ListQuery, WebError> {
+    if let Some(k) = q.keys().find(|k| !LIST_PARAMS.iter().any(|(p, _)| p == k)) {
         return Err(WebError::invalid(
             k,
             "is not a filter; use tenant, type, status, problem, since, until, limit or cursor",
@@ -436,115 +443,114 @@ async fn system_cancel(
     system_action(&state, &op, &id, "cancel").await
 }
 
-/// Every API route with its method, for the OpenAPI document and the
-/// route-inventory test.
-pub const ROUTES: &[(&str, &str, &str)] = &[
-    ("get", "/api/v1/openapi.json", "This document."),
-    (
+/// What an API route takes and answers, for the OpenAPI document.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    /// No query parameters; answers the named component schema.
+    Plain(&'static str),
+    /// The run-list query parameters ([`LIST_PARAMS`]); answers a page.
+    List,
+    /// A start request body; answers the started (or joined) run.
+    Start,
+}
+
+/// One API route.
+#[derive(Clone, Copy, Debug)]
+pub struct ApiRoute {
+    /// `get` or `post`.
+    pub method: &'static str,
+    /// The path, with `{name}` parameters.
+    pub path: &'static str,
+    /// What it does.
+    pub summary: &'static str,
+    /// What it takes and answers.
+    pub shape: Shape,
+}
+
+const fn route(method: &'static str, path: &'static str, summary: &'static str, shape: Shape) -> ApiRoute {
+    ApiRoute {
+        method,
+        path,
+        summary,
+        shape,
+    }
+}
+
+/// Every API route, for the OpenAPI document and the route-inventory test.
+pub const ROUTES: &[ApiRoute] = &[
+    route("get", "/api/v1/openapi.json", "This document.", Shape::Plain("")),
+    route(
         "post",
         "/api/v1/tenants/{tenant}/runs",
         "Start a run (202 queued) or join the identical active run (200).",
+        Shape::Start,
     ),
-    (
+    route(
         "get",
         "/api/v1/runs",
-        "Runs visible to the caller, newest first; filters tenant, type, status, problem, since, until; limit and cursor.",
+        "Runs visible to the caller, newest first.",
+        Shape::List,
     ),
-    (
+    route(
         "get",
         "/api/v1/runs/{id}",
         "A run with its decision, timeline and related links.",
+        Shape::Plain("RunDetail"),
     ),
-    ("post", "/api/v1/runs/{id}/cancel", "Cancel a run (needs runs.cancel)."),
-    (
+    route(
+        "post",
+        "/api/v1/runs/{id}/cancel",
+        "Cancel a run (needs runs.cancel).",
+        Shape::Plain("Run"),
+    ),
+    route(
         "get",
         "/api/v1/notifications",
         "The caller's notifications and unread count.",
+        Shape::Plain("Notifications"),
     ),
-    ("post", "/api/v1/notifications/{id}/read", "Mark a notification read."),
-    ("get", "/api/v1/system/runs", "System plane: every run."),
-    (
+    route(
+        "post",
+        "/api/v1/notifications/{id}/read",
+        "Mark a notification read.",
+        Shape::Plain("Read"),
+    ),
+    route("get", "/api/v1/system/runs", "System plane: every run.", Shape::List),
+    route(
         "get",
         "/api/v1/system/failures",
         "System plane: runs that need follow-up.",
+        Shape::List,
     ),
-    (
+    route(
         "get",
         "/api/v1/system/stuck",
         "System plane: runs that are likely stale.",
+        Shape::List,
     ),
-    (
+    route(
         "post",
         "/api/v1/system/runs/{id}/reconcile",
         "System plane: reconcile now (audited).",
+        Shape::Plain("Run"),
     ),
-    (
+    route(
         "post",
         "/api/v1/system/runs/{id}/retry",
         "System plane: start again as a system run (audited).",
+        Shape::Plain("Run"),
     ),
-    (
+    route(
         "post",
         "/api/v1/system/runs/{id}/cancel",
         "System plane: cancel (audited).",
+        Shape::Plain("Run"),
     ),
 ];
 
 /// The OpenAPI 3.1 document of [`ROUTES`].
 pub fn openapi_document() -> Value {
-    use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn, PathItemBuilder};
-    use utoipa::openapi::{InfoBuilder, OpenApiBuilder, PathsBuilder, Required, ResponseBuilder};
-    let mut paths = PathsBuilder::new();
-    for (method, path, summary) in ROUTES {
-        let mut op = OperationBuilder::new()
-            .summary(Some(*summary))
-            .response("200", ResponseBuilder::new().description("OK").build())
-            .response(
-                "401",
-                ResponseBuilder::new().description("No or invalid credentials").build(),
-            )
-            .response(
-                "404",
-                ResponseBuilder::new().description("Not found for this caller").build(),
-            );
-        if *method == "post" {
-            op = op
-                .response("202", ResponseBuilder::new().description("Accepted (queued)").build())
-                .response("403", ResponseBuilder::new().description("Capability missing").build())
-                .response(
-                    "422",
-                    ResponseBuilder::new()
-                        .description("Bad input, naming the field")
-                        .build(),
-                );
-        }
-        for seg in path.split('/').filter(|s| s.starts_with('{')) {
-            let name = seg.trim_matches(|c| c == '{' || c == '}');
-            op = op.parameter(
-                ParameterBuilder::new()
-                    .name(name)
-                    .parameter_in(ParameterIn::Path)
-                    .required(Required::True)
-                    .build(),
-            );
-        }
-        let m = if *method == "post" {
-            HttpMethod::Post
-        } else {
-            HttpMethod::Get
-        };
-        paths = paths.path(*path, PathItemBuilder::new().operation(m, op.build()).build());
-    }
-    let doc = OpenApiBuilder::new()
-        .info(
-            InfoBuilder::new()
-                .title("TenantAtlas")
-                .version(env!("CARGO_PKG_VERSION"))
-                .build(),
-        )
-        .paths(paths.build())
-        .build();
-    serde_json::to_value(doc).unwrap_or(Value::Null)
+    crate::openapi::document(ROUTES)
 }
 
 async fn openapi(_caller: ApiCaller) -> Json<Value> {

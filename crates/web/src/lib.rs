@@ -23,6 +23,7 @@ mod error;
 pub mod guard;
 pub mod live;
 pub mod metrics;
+mod openapi;
 pub mod pages;
 mod render;
 

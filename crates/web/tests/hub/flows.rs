@@ -315,9 +315,57 @@ async fn starts_answer_with_a_toast_and_bad_input_names_the_field() {
         assert!(d["decision"]["actions"].as_array().unwrap().is_empty(), "{d}");
         // the OpenAPI document lists every API route
         let (_, doc) = api(&w.app, "GET", "/api/v1/openapi.json", Some(&op), None).await;
-        for (_, path, _) in tenantatlas_web::api::ROUTES {
-            assert!(doc["paths"].get(*path).is_some(), "{path} in the OpenAPI document");
+        for r in tenantatlas_web::api::ROUTES {
+            let path = r.path;
+            assert!(doc["paths"].get(path).is_some(), "{path} in the OpenAPI document");
+            assert!(
+                doc["paths"][path].get(r.method).is_some(),
+                "{} {path} in the OpenAPI document",
+                r.method
+            );
         }
+        // ... and describes what they take: every list filter, with the
+        // catalogs' names
+        let params = doc["paths"]["/api/v1/runs"]["get"]["parameters"].as_array().unwrap();
+        let names: Vec<&str> = params.iter().map(|p| p["name"].as_str().unwrap()).collect();
+        let filters: Vec<&str> = tenantatlas_web::api::LIST_PARAMS.iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, filters);
+        let types = &params.iter().find(|p| p["name"] == "type").unwrap()["schema"]["enum"];
+        assert_eq!(types.as_array().unwrap().len(), OperationType::ALL.len(), "{types}");
+        // ... and what they answer: real answers hold against its schemas
+        let conforms = |schema: &str, instance: &Value| {
+            let root = json!({
+                "$ref": format!("#/components/schemas/{schema}"),
+                "components": doc["components"].clone(),
+            });
+            let v = jsonschema::validator_for(&root).unwrap();
+            let errors: Vec<String> = v.iter_errors(instance).map(|e| e.to_string()).collect();
+            assert!(errors.is_empty(), "{schema}: {errors:?} in {instance}");
+        };
+        conforms("Started", &first);
+        conforms("Started", &second);
+        conforms("RunDetail", &d);
+        conforms("Error", &err);
+        let (_, page) = api(&w.app, "GET", "/api/v1/runs?limit=1", Some(&op), None).await;
+        assert!(!page["next_cursor"].is_null(), "a page with a next one: {page}");
+        conforms("RunPage", &page);
+        let (s, cancelled) = api(&w.app, "POST", &format!("/api/v1/runs/{id}/cancel"), Some(&op), None).await;
+        assert_eq!(s, 200, "{cancelled}");
+        conforms("Run", &cancelled);
+        // the cancelled run ended: its starter has a notification
+        let (_, inbox) = api(&w.app, "GET", "/api/v1/notifications", Some(&op), None).await;
+        assert!(!inbox["notifications"].as_array().unwrap().is_empty(), "{inbox}");
+        conforms("Notifications", &inbox);
+        // the schemas are not vacuous: a run missing a field, or with an
+        // unknown class, fails them
+        let mut broken = cancelled.clone();
+        broken.as_object_mut().unwrap().remove("problem_class");
+        let root = json!({"$ref": "#/components/schemas/Run", "components": doc["components"].clone()});
+        let v = jsonschema::validator_for(&root).unwrap();
+        assert!(!v.is_valid(&broken));
+        let mut broken = cancelled.clone();
+        broken["problem_class"] = json!("fine");
+        assert!(!v.is_valid(&broken));
     }
 }
 

@@ -1,0 +1,365 @@
+//! The OpenAPI 3.1 document of the JSON API, built with utoipa from the
+//! route table ([`crate::api::ROUTES`]): paths, path and list parameters
+//! (enumerations taken from the catalogs), the start request body, and the
+//! shapes of answers and errors (CONTRACT.md's). The hub tests hold real
+//! answers against these schemas.
+
+use serde_json::Value;
+use tenantatlas_domain::catalog::OperationType;
+use tenantatlas_domain::lifecycle::{Outcome, RunStatus, StatusBucket};
+use tenantatlas_domain::problem::ProblemClass;
+use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn, PathItemBuilder};
+use utoipa::openapi::request_body::RequestBodyBuilder;
+use utoipa::openapi::schema::{
+    AdditionalProperties, ArrayBuilder, ComponentsBuilder, KnownFormat, ObjectBuilder, Ref, SchemaFormat, SchemaType,
+    Type,
+};
+use utoipa::openapi::{ContentBuilder, InfoBuilder, OpenApiBuilder, PathsBuilder, Required, ResponseBuilder};
+
+use crate::api::{ApiRoute, LIST_PARAMS, Shape};
+
+fn typed(t: Type) -> ObjectBuilder {
+    ObjectBuilder::new().schema_type(t)
+}
+
+fn or_null(t: Type) -> ObjectBuilder {
+    ObjectBuilder::new().schema_type([t, Type::Null].into_iter().collect::<SchemaType>())
+}
+
+fn uuid(nullable: bool) -> ObjectBuilder {
+    let b = if nullable {
+        or_null(Type::String)
+    } else {
+        typed(Type::String)
+    };
+    b.format(Some(SchemaFormat::Custom("uuid".into())))
+}
+
+fn time(nullable: bool) -> ObjectBuilder {
+    let b = if nullable {
+        or_null(Type::String)
+    } else {
+        typed(Type::String)
+    };
+    b.format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+}
+
+/// A string that is one of `names` (or null when `nullable`).
+fn one_of(names: impl IntoIterator<Item = &'static str>, nullable: bool) -> ObjectBuilder {
+    let mut values: Vec<Value> = names.into_iter().map(Value::from).collect();
+    if nullable {
+        values.push(Value::Null);
+        or_null(Type::String).enum_values(Some(values))
+    } else {
+        typed(Type::String).enum_values(Some(values))
+    }
+}
+
+fn array_of(items: impl Into<utoipa::openapi::schema::ArrayItems>) -> ArrayBuilder {
+    ArrayBuilder::new().items(items)
+}
+
+fn op_types() -> impl Iterator<Item = &'static str> {
+    OperationType::ALL.iter().map(|t| t.as_str())
+}
+
+/// An object with every property required and no others.
+fn closed(props: Vec<(&str, utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>)>) -> ObjectBuilder {
+    let mut b = typed(Type::Object).additional_properties(Some(
+        AdditionalProperties::<utoipa::openapi::schema::Schema>::FreeForm(false),
+    ));
+    for (name, schema) in props {
+        b = b.property(name, schema).required(name);
+    }
+    b
+}
+
+/// The properties of a run (`RunView`).
+fn run_properties() -> Vec<(&'static str, utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>)> {
+    vec![
+        ("id", uuid(false).into()),
+        ("workspace_id", uuid(true).into()),
+        ("tenant_id", uuid(true).into()),
+        ("type", one_of(op_types(), false).into()),
+        ("label", typed(Type::String).into()),
+        (
+            "status",
+            one_of(RunStatus::ALL.iter().map(|s| s.as_str()), false).into(),
+        ),
+        ("outcome", one_of(Outcome::ALL.iter().map(|o| o.as_str()), true).into()),
+        (
+            "bucket",
+            one_of(StatusBucket::ALL.iter().map(|b| b.as_str()), false).into(),
+        ),
+        (
+            "problem_class",
+            one_of(ProblemClass::ALL.iter().map(|p| p.as_str()), false).into(),
+        ),
+        ("initiator", uuid(true).into()),
+        (
+            "progress",
+            typed(Type::Object)
+                .description(Some("Counted (processed / total), phased, or indeterminate."))
+                .into(),
+        ),
+        (
+            "summary_counts",
+            typed(Type::Object)
+                .description(Some("Summary counts by key (closed set)."))
+                .additional_properties(Some(typed(Type::Integer)))
+                .into(),
+        ),
+        ("failures", array_of(typed(Type::Object)).into()),
+        ("reason_code", or_null(Type::String).into()),
+        ("created_at", time(false).into()),
+        ("started_at", time(true).into()),
+        ("completed_at", time(true).into()),
+        ("parent_id", uuid(true).into()),
+        ("attempt", typed(Type::Integer).minimum(Some(0)).into()),
+        ("params", typed(Type::Object).into()),
+        (
+            "reconciliation",
+            or_null(Type::Object)
+                .description(Some("Lineage when the reconciler completed the run."))
+                .into(),
+        ),
+        ("view_url", typed(Type::String).into()),
+    ]
+}
+
+fn components() -> utoipa::openapi::Components {
+    let run = closed(run_properties());
+    let mut detail_props = run_properties();
+    detail_props.push((
+        "decision",
+        closed(vec![
+            (
+                "problem_class",
+                one_of(ProblemClass::ALL.iter().map(|p| p.as_str()), false).into(),
+            ),
+            ("headline", typed(Type::String).into()),
+            ("next_step", typed(Type::String).into()),
+            (
+                "actions",
+                array_of(closed(vec![
+                    ("action", one_of(["cancel", "retry", "reconcile"], false).into()),
+                    ("label", typed(Type::String).into()),
+                    ("method", one_of(["POST"], false).into()),
+                    ("url", typed(Type::String).into()),
+                ]))
+                .into(),
+            ),
+        ])
+        .into(),
+    ));
+    detail_props.push((
+        "timeline",
+        array_of(closed(vec![
+            ("kind", typed(Type::String).into()),
+            ("at", time(false).into()),
+            ("attempt", or_null(Type::Integer).into()),
+            ("actor_id", uuid(true).into()),
+            ("detail", ObjectBuilder::new().schema_type(SchemaType::AnyValue).into()),
+        ]))
+        .into(),
+    ));
+    detail_props.push((
+        "related",
+        array_of(closed(vec![
+            ("rel", typed(Type::String).into()),
+            ("href", typed(Type::String).into()),
+        ]))
+        .into(),
+    ));
+    ComponentsBuilder::new()
+        .schema(
+            "Error",
+            closed(vec![(
+                "error",
+                closed(vec![
+                    ("code", typed(Type::String).into()),
+                    ("message", typed(Type::String).into()),
+                    (
+                        "field",
+                        or_null(Type::String)
+                            .description(Some("The field (or parameter) the error is about."))
+                            .into(),
+                    ),
+                ])
+                .into(),
+            )]),
+        )
+        .schema("Run", run)
+        .schema("RunDetail", closed(detail_props))
+        .schema(
+            "RunPage",
+            closed(vec![
+                ("runs", array_of(Ref::from_schema_name("Run")).into()),
+                (
+                    "next_cursor",
+                    or_null(Type::String)
+                        .description(Some("Pass as `cursor` for the next page; null on the last."))
+                        .into(),
+                ),
+            ]),
+        )
+        .schema(
+            "StartRequest",
+            closed(vec![
+                ("type", one_of(op_types(), false).into()),
+                (
+                    "params",
+                    typed(Type::Object)
+                        .description(Some("The operation type's parameters (optional; validated per type)."))
+                        .into(),
+                ),
+            ]),
+        )
+        .schema(
+            "Started",
+            closed(vec![
+                ("run", Ref::from_schema_name("Run").into()),
+                ("joined", typed(Type::Boolean).into()),
+                (
+                    "toast",
+                    closed(vec![
+                        ("kind", one_of(["queued", "already_queued"], false).into()),
+                        ("message", typed(Type::String).into()),
+                        ("view_url", typed(Type::String).into()),
+                    ])
+                    .into(),
+                ),
+            ]),
+        )
+        .schema(
+            "Notifications",
+            closed(vec![
+                (
+                    "notifications",
+                    array_of(closed(vec![
+                        ("id", uuid(false).into()),
+                        ("run_id", uuid(false).into()),
+                        ("title", typed(Type::String).into()),
+                        ("body", typed(Type::String).into()),
+                        ("view_url", typed(Type::String).into()),
+                        ("read", typed(Type::Boolean).into()),
+                        ("created_at", time(false).into()),
+                    ]))
+                    .into(),
+                ),
+                ("unread", typed(Type::Integer).minimum(Some(0)).into()),
+            ]),
+        )
+        .schema(
+            "Read",
+            closed(vec![("id", uuid(false).into()), ("read", typed(Type::Boolean).into())]),
+        )
+        .build()
+}
+
+/// The schema of list parameter `name`.
+fn list_param_schema(name: &str) -> ObjectBuilder {
+    match name {
+        "workspace" | "tenant" => uuid(false),
+        "type" => one_of(op_types(), false),
+        "status" => one_of(StatusBucket::ALL.iter().map(|b| b.as_str()), false),
+        "problem" => one_of(ProblemClass::ALL.iter().map(|p| p.as_str()), false),
+        "since" | "until" => time(false),
+        "limit" => typed(Type::Integer).minimum(Some(1)).maximum(Some(500)),
+        _ => typed(Type::String),
+    }
+}
+
+fn json_response(description: &str, schema: &str) -> utoipa::openapi::Response {
+    let b = ResponseBuilder::new().description(description);
+    if schema.is_empty() {
+        return b.build();
+    }
+    b.content(
+        "application/json",
+        ContentBuilder::new()
+            .schema(Some(Ref::from_schema_name(schema)))
+            .build(),
+    )
+    .build()
+}
+
+/// The document for `routes`.
+pub(crate) fn document(routes: &[ApiRoute]) -> Value {
+    let mut paths = PathsBuilder::new();
+    for r in routes {
+        let answer = match r.shape {
+            Shape::Plain(s) => s,
+            Shape::List => "RunPage",
+            Shape::Start => "Started",
+        };
+        let mut op = OperationBuilder::new()
+            .summary(Some(r.summary))
+            .response("200", json_response("OK", answer))
+            .response("401", json_response("No or invalid credentials", "Error"))
+            .response("404", json_response("Not found for this caller", "Error"));
+        if r.method == "post" {
+            op = op
+                .response("403", json_response("Capability missing", "Error"))
+                .response("422", json_response("Bad input, naming the field", "Error"));
+        } else if r.shape == Shape::List {
+            op = op.response("422", json_response("Bad filter, naming the parameter", "Error"));
+        }
+        if r.shape == Shape::Start {
+            op = op
+                .response("202", json_response("Queued: a new run", "Started"))
+                .request_body(Some(
+                    RequestBodyBuilder::new()
+                        .required(Some(Required::True))
+                        .content(
+                            "application/json",
+                            ContentBuilder::new()
+                                .schema(Some(Ref::from_schema_name("StartRequest")))
+                                .build(),
+                        )
+                        .build(),
+                ));
+        }
+        for seg in r.path.split('/').filter(|s| s.starts_with('{')) {
+            let name = seg.trim_matches(|c| c == '{' || c == '}');
+            op = op.parameter(
+                ParameterBuilder::new()
+                    .name(name)
+                    .parameter_in(ParameterIn::Path)
+                    .required(Required::True)
+                    .schema(Some(uuid(false)))
+                    .build(),
+            );
+        }
+        if r.shape == Shape::List {
+            for (name, what) in LIST_PARAMS {
+                op = op.parameter(
+                    ParameterBuilder::new()
+                        .name(name)
+                        .parameter_in(ParameterIn::Query)
+                        .required(Required::False)
+                        .description(Some(what))
+                        .schema(Some(list_param_schema(name)))
+                        .build(),
+                );
+            }
+        }
+        let m = if r.method == "post" {
+            HttpMethod::Post
+        } else {
+            HttpMethod::Get
+        };
+        paths = paths.path(r.path, PathItemBuilder::new().operation(m, op.build()).build());
+    }
+    let doc = OpenApiBuilder::new()
+        .info(
+            InfoBuilder::new()
+                .title("TenantAtlas")
+                .version(env!("CARGO_PKG_VERSION"))
+                .build(),
+        )
+        .paths(paths.build())
+        .components(Some(components()))
+        .build();
+    serde_json::to_value(doc).unwrap_or(Value::Null)
+}
