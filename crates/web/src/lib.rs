@@ -8,6 +8,7 @@
 //! | [`guard`]   | security headers and the CSRF check on every state-changing request |
 //! | [`api`]     | `/api/v1`: JSON in CONTRACT.md's shapes, errors included           |
 //! | [`pages`]   | `/admin` and `/system` HTML (askama), with htmx for actions        |
+//! | `charts`    | the SVG charts: geometry here, markup in `templates/charts/`       |
 //! | [`live`]    | the active-operations widget, over SSE with polling as fallback    |
 //! | [`metrics`] | Prometheus text and the health check                               |
 //!
@@ -19,6 +20,7 @@
 
 pub mod api;
 pub mod auth;
+mod charts;
 mod error;
 pub mod guard;
 pub mod live;
