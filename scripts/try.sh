@@ -12,7 +12,8 @@ ta workspace create "Contoso MSP" 2>/dev/null || echo "(workspace exists)"
 ta tenant add --workspace "Contoso MSP" "Contoso Prod" --provider "directory:./tenants/contoso" 2>/dev/null || echo "(tenant exists)"
 echo "correct horse battery staple" | ta user add ops@contoso.example 2>/dev/null || echo "(user exists)"
 ta member add --workspace "Contoso MSP" ops@contoso.example --role operator
-ta run start inventory.sync --tenant "Contoso Prod" --as ops@contoso.example
+# the only tenant operation this build executes is the synthetic workload
+ta --enable-synthetic run start synthetic --tenant "Contoso Prod" --param units=20 --param unit_ms=100 --as ops@contoso.example
 ta runs list --tenant "Contoso Prod"
 id="$(ta runs list --tenant "Contoso Prod" --limit 1 --json | sed -n 's/.*"id": "\([0-9a-f-]*\)".*/\1/p' | head -n 1)"
 ta runs show "$id"

@@ -138,21 +138,40 @@ try {
     const ro = await signIn(browser, users.readonly);
     await ro.page.goto(`/admin/tenants/${tenantId}`);
     assert.equal(await ro.page.locator(".start-form").count(), 0);
-    const before = await api(ro.page, "/api/v1/runs?type=inventory.sync&limit=500");
+    const before = await api(ro.page, "/api/v1/runs?type=synthetic&limit=500");
     const forged = await api(ro.page, `/api/v1/tenants/${tenantId}/runs`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ type: "synthetic", params: { key: "forged" } }),
+    });
+    assert.equal(forged.status, 403);
+    const form = await ro.page.evaluate(async (url) => {
+      const r = await fetch(url, { method: "POST", body: new URLSearchParams({ type: "synthetic", key: "forged" }) });
+      return r.status;
+    }, `/admin/tenants/${tenantId}/runs`);
+    assert.equal(form, 403);
+    const after = await api(ro.page, "/api/v1/runs?type=synthetic&limit=500");
+    assert.equal(after.body.runs.length, before.body.runs.length, "nothing created");
+    await ro.context.close();
+  });
+
+  await step("owner: only what this build can run is offered; the rest is refused, nothing created", async () => {
+    const ow = await signIn(browser, users.owner);
+    await ow.page.goto(`/admin/tenants/${tenantId}`);
+    const offered = await ow.page.locator("button[data-type]").evaluateAll((bs) => bs.map((b) => b.dataset.type));
+    assert.deepEqual(offered, ["synthetic"], "the owner may start every type, yet only synthetic has a handler");
+    const before = await api(ow.page, "/api/v1/runs?limit=500");
+    const forged = await api(ow.page, `/api/v1/tenants/${tenantId}/runs`, {
       method: "POST",
       headers: { "content-type": "application/json" },
       body: JSON.stringify({ type: "inventory.sync" }),
     });
-    assert.equal(forged.status, 403);
-    const form = await ro.page.evaluate(async (url) => {
-      const r = await fetch(url, { method: "POST", body: new URLSearchParams({ type: "inventory.sync" }) });
-      return r.status;
-    }, `/admin/tenants/${tenantId}/runs`);
-    assert.equal(form, 403);
-    const after = await api(ro.page, "/api/v1/runs?type=inventory.sync&limit=500");
+    assert.equal(forged.status, 422);
+    assert.equal(forged.body.error.code, "operation.unavailable");
+    assert.equal(forged.body.error.field, "type");
+    const after = await api(ow.page, "/api/v1/runs?limit=500");
     assert.equal(after.body.runs.length, before.body.runs.length, "nothing created");
-    await ro.context.close();
+    await ow.context.close();
   });
 
   await step("a reconciled run reads reconciled on dashboard, list, detail, widget and notification", async () => {

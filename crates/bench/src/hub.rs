@@ -85,6 +85,7 @@ pub(crate) async fn hub(c: &Common, size: Size, m: Measure, keep_schema: Option<
         store.clone(),
         std::sync::Arc::new(SystemClock),
         EngineConfig {
+            executable: tenantatlas_ops::registry().types(),
             enable_synthetic: true,
             ..EngineConfig::default()
         },

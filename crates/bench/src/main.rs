@@ -302,6 +302,7 @@ async fn world(store: &Store) -> Result<World> {
         store.clone(),
         Arc::new(SystemClock),
         EngineConfig {
+            executable: tenantatlas_ops::registry().types(),
             enable_synthetic: true,
             ..EngineConfig::default()
         },

@@ -34,6 +34,7 @@ async fn engine(cli: &Cli) -> Result<Engine> {
         .await
         .map_err(|e| CliError::Failed(format!("cannot open the database: {e}")))?;
     let config = EngineConfig {
+        executable: tenantatlas_ops::registry().types(),
         enable_synthetic: cli.enable_synthetic,
         ..EngineConfig::default()
     };
@@ -243,6 +244,7 @@ async fn demo(cli: &Cli, bind: &str) -> Result<()> {
         store,
         Arc::new(SystemClock),
         EngineConfig {
+            executable: tenantatlas_ops::registry().types(),
             enable_synthetic: true,
             ..EngineConfig::default()
         },
@@ -364,13 +366,13 @@ async fn seed_demo_runs(e: &Engine, tenants: &[Tenant], operator: &User) -> Resu
         synth(json!({"units": 3, "unit_ms": 20, "fail_every": 1, "key": "demo-failed"}))?,
     )
     .await?;
-    // cancelled while queued
+    // cancelled while queued (the demo's workers start after the seeding)
     let c = e
         .start(
             who,
             t1,
-            OperationType::InventorySync,
-            OperationType::InventorySync.parse_params(RawParams::Json(&json!({})))?,
+            OperationType::Synthetic,
+            synth(json!({"units": 4, "key": "demo-cancelled"}))?,
         )
         .await?;
     e.cancel(who, c.run.id).await?;
@@ -439,7 +441,7 @@ async fn schedule(e: &Engine, c: &ScheduleCmd) -> Result<()> {
             out,
         } => {
             let cron = CronSpec::parse("--cron", cron)?;
-            let op = OperationType::parse("--type", op_type)?;
+            let op = e.executable_type("--type", op_type)?;
             let params = op.parse_params(RawParams::Pairs(&parse_pairs(params)?))?;
             let tenant = match tenant {
                 Some(t) => Some(resolve_tenant(e, t, workspace.as_deref()).await?.id),
@@ -700,7 +702,7 @@ async fn run_cmd(e: &Engine, c: &RunCmd) -> Result<u8> {
             follow,
             out,
         } => {
-            let op = OperationType::parse("TYPE", op_type)?;
+            let op = e.executable_type("TYPE", op_type)?;
             let params = op.parse_params(RawParams::Pairs(&parse_pairs(params)?))?;
             let who = resolve_as(e, as_user.as_deref()).await?;
             let tenant = resolve_tenant(e, tenant, workspace.as_deref()).await?;

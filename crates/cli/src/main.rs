@@ -47,6 +47,7 @@ impl CliError {
     pub fn engine(e: EngineError, refusal: bool) -> Self {
         match e {
             EngineError::Invalid(f) => CliError::Usage(f.to_string()),
+            e @ EngineError::Unavailable(_) => CliError::Usage(format!("type: {e}")),
             EngineError::NotFound(what) if refusal => {
                 CliError::Refused(format!("refused: {what} not found, or you may not act on it"))
             }

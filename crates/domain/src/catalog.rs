@@ -545,6 +545,42 @@ impl OperationType {
     }
 }
 
+/// A set of operation types: the ones a build can execute (those with a
+/// handler), which are the only ones it offers and accepts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TypeSet(u32);
+
+impl TypeSet {
+    /// No type.
+    pub const EMPTY: TypeSet = TypeSet(0);
+
+    const fn bit(op: OperationType) -> u32 {
+        1 << op as u32
+    }
+
+    /// This set with `op` in it.
+    #[must_use]
+    pub const fn with(self, op: OperationType) -> TypeSet {
+        TypeSet(self.0 | Self::bit(op))
+    }
+
+    /// Whether `op` is in the set.
+    pub const fn contains(self, op: OperationType) -> bool {
+        self.0 & Self::bit(op) != 0
+    }
+
+    /// The types in the set, in catalog order.
+    pub fn iter(self) -> impl Iterator<Item = OperationType> {
+        OperationType::ALL.into_iter().filter(move |op| self.contains(*op))
+    }
+}
+
+impl FromIterator<OperationType> for TypeSet {
+    fn from_iter<I: IntoIterator<Item = OperationType>>(iter: I) -> Self {
+        iter.into_iter().fold(TypeSet::EMPTY, TypeSet::with)
+    }
+}
+
 /// Keys longer than 200 characters are replaced by a digest so the unique
 /// index stays small; short keys stay readable.
 fn bounded_key(key: String) -> String {
@@ -592,6 +628,23 @@ mod tests {
         "telemetry.prune",
         "synthetic",
     ];
+
+    #[test]
+    fn a_type_set_holds_what_was_put_in_and_nothing_else() {
+        let set: TypeSet = [OperationType::Synthetic, OperationType::InventorySync]
+            .into_iter()
+            .collect();
+        assert!(set.contains(OperationType::Synthetic));
+        assert!(set.contains(OperationType::InventorySync));
+        assert!(!set.contains(OperationType::RestoreExecute));
+        assert_eq!(
+            set.iter().collect::<Vec<_>>(),
+            [OperationType::InventorySync, OperationType::Synthetic]
+        );
+        assert!(OperationType::ALL.iter().all(|op| !TypeSet::EMPTY.contains(*op)));
+        let all: TypeSet = OperationType::ALL.into_iter().collect();
+        assert_eq!(all.iter().count(), OperationType::ALL.len());
+    }
 
     #[test]
     fn the_stable_names_are_exactly_the_catalog() {

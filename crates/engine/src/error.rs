@@ -2,6 +2,7 @@
 
 use tenantatlas_domain::FieldError;
 use tenantatlas_domain::access::{Capability, Denied};
+use tenantatlas_domain::catalog::OperationType;
 use tenantatlas_store::StoreError;
 
 /// What the engine answers instead of doing something.
@@ -18,6 +19,10 @@ pub enum EngineError {
     /// synthetic operation while disabled). HTTP 403.
     #[error("{0}")]
     Refused(String),
+    /// The operation type has no handler in this build: it cannot run here,
+    /// so it is not started. HTTP 422 `operation.unavailable`.
+    #[error("{label} ({op}) cannot run here: this build has no handler for it", label = .0.spec().label, op = .0)]
+    Unavailable(OperationType),
     /// Bad input, naming the field. HTTP 400/422.
     #[error(transparent)]
     Invalid(#[from] FieldError),

@@ -34,6 +34,7 @@ pub mod worker;
 use std::sync::Arc;
 
 use tenantatlas_domain::Timestamp;
+use tenantatlas_domain::catalog::TypeSet;
 use tenantatlas_domain::problem::Thresholds;
 use tenantatlas_domain::run::Run;
 use tenantatlas_domain::view::RunView;
@@ -52,6 +53,10 @@ pub use tally::{CLAIM_LATENCY_BUCKETS, Histogram, TallySnapshot};
 /// Engine settings.
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
+    /// The operation types this build can execute (those with a handler):
+    /// the only ones offered and accepted at start. Empty by default, so
+    /// that nothing is offered that no handler would run.
+    pub executable: TypeSet,
     /// Whether the `synthetic` operation may be started.
     pub enable_synthetic: bool,
     /// Stale thresholds per operation type.
@@ -69,6 +74,7 @@ pub struct EngineConfig {
 impl Default for EngineConfig {
     fn default() -> Self {
         Self {
+            executable: TypeSet::EMPTY,
             enable_synthetic: false,
             thresholds: Thresholds::catalog(),
             max_start_batch: 512,

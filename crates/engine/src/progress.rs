@@ -17,7 +17,7 @@ use tenantatlas_domain::run::Run;
 use tenantatlas_store::model::{CountsWrite, NewRun, PlanApplied, UnitResult, UnitsApplied};
 
 use crate::Engine;
-use crate::error::Result;
+use crate::error::{EngineError, Result};
 
 /// Longest accepted unit key.
 const MAX_UNIT_KEY: usize = 200;
@@ -56,6 +56,9 @@ impl Engine {
     /// when its last child does, with an outcome derived from theirs. Zero
     /// children completes it at once as succeeded.
     pub async fn fan_out(&self, parent: &Run, children: Vec<(OperationType, Params)>) -> Result<PlanApplied> {
+        if let Some((op, _)) = children.iter().find(|(op, _)| !self.config().executable.contains(*op)) {
+            return Err(EngineError::Unavailable(*op));
+        }
         let now = self.now();
         let batch: Vec<NewRun> = children
             .into_iter()

@@ -3,7 +3,9 @@
 //! A start only authorizes, creates or reuses the run, and answers (law 9:
 //! no provider is called). A refused start — capability missing, tenant not
 //! entitled, a system-only type, the synthetic type while disabled — writes
-//! nothing. A user whose start joins an active run becomes its subscriber
+//! nothing, and so does a start of a type this build has no handler for
+//! ([`EngineError::Unavailable`]): nothing is offered or queued that no
+//! worker would execute. A user whose start joins an active run becomes its subscriber
 //! and is notified when it ends, like the user who created it.
 
 use std::collections::HashMap;
@@ -49,6 +51,9 @@ impl Engine {
         op: OperationType,
     ) -> Result<Option<UserId>> {
         let spec = op.spec();
+        if !self.config().executable.contains(op) {
+            return Err(EngineError::Unavailable(op));
+        }
         if spec.scope == Scope::System {
             return Err(EngineError::Refused(format!(
                 "{} is a system operation; it runs on its schedule and cannot be started for a tenant",
@@ -112,6 +117,19 @@ impl Engine {
         authorize_tenant(m.as_ref(), t.workspace_id, t.id, capability).map_err(|d| EngineError::denied(d, "tenant"))?;
         let m = m.ok_or(EngineError::NotFound("tenant"))?;
         Ok((t, m))
+    }
+
+    /// Parses an operation type named at an edge (`field` names the input)
+    /// and checks that this build can run it, before its parameters are
+    /// read: a type without a handler is refused as
+    /// [`EngineError::Unavailable`] rather than asked for parameters that
+    /// would only queue work nothing executes.
+    pub fn executable_type(&self, field: &str, name: &str) -> Result<OperationType> {
+        let op = OperationType::parse(field, name)?;
+        if !self.config().executable.contains(op) {
+            return Err(EngineError::Unavailable(op));
+        }
+        Ok(op)
     }
 
     /// The operation types `membership` may start on `tenant` (start
@@ -181,6 +199,9 @@ impl Engine {
 
     /// Starts a system-scope operation (no tenant), or joins it.
     pub async fn start_system(&self, op: OperationType, params: Params) -> Result<Started> {
+        if !self.config().executable.contains(op) {
+            return Err(EngineError::Unavailable(op));
+        }
         if op.spec().scope != Scope::System {
             return Err(EngineError::Refused(format!(
                 "{} runs for a tenant, not for the system",

@@ -216,7 +216,7 @@ async fn start(
     // authorize before validating parameters: a non-member learns nothing
     let engine = state.engine();
     engine.tenant_for(user.id, tenant, Capability::ViewRuns).await?;
-    let op = OperationType::parse("type", op)?;
+    let op = engine.executable_type("type", op)?;
     let empty = json!({});
     let params = op.parse_params(RawParams::Json(obj.get("params").unwrap_or(&empty)))?;
     let started = engine.start(Initiator::User(user.id), tenant, op, params).await?;

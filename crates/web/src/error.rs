@@ -91,6 +91,12 @@ impl From<EngineError> for WebError {
             ),
             EngineError::Refused(m) => Self::new(StatusCode::FORBIDDEN, "refused", m),
             EngineError::Invalid(f) => f.into(),
+            e @ EngineError::Unavailable(_) => Self {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                code: "operation.unavailable",
+                message: e.to_string(),
+                field: Some("type".into()),
+            },
             EngineError::Conflict(m) => Self::new(StatusCode::CONFLICT, "conflict", m),
             other => {
                 tracing::error!(error = %other, "request failed");

@@ -28,6 +28,7 @@ use tenantatlas_store::model::{RunFilter, User};
 
 use crate::api::{allowed_for, parse_id, parse_list, system_filter, triage};
 use crate::auth::{PageCaller, PlatformOperator};
+use crate::charts;
 use crate::live::{names_for, widget_html};
 use crate::render::{self, Chrome, Decision, Kpi, Names, Row};
 use crate::{AppState, WebError};
@@ -216,7 +217,7 @@ async fn runs_chart(engine: &Engine, viewer: Viewer) -> Result<(String, String),
     let today = engine.now().unix_micros().div_euclid(86_400_000_000);
     Ok((
         format!("Completed runs per day, last {CHART_DAYS} days (UTC)"),
-        render::runs_per_day_svg(&rows, today, i64::from(CHART_DAYS)),
+        charts::runs_per_day_svg(&rows, today, i64::from(CHART_DAYS)),
     ))
 }
 
@@ -309,7 +310,7 @@ async fn start(
         let tenant: TenantId = parse_id("tenant", &tenant)?;
         let engine = state.engine();
         engine.tenant_for(user.id, tenant, Capability::ViewRuns).await?;
-        let op = OperationType::parse("type", form.get("type").map_or("", String::as_str))?;
+        let op = engine.executable_type("type", form.get("type").map_or("", String::as_str))?;
         let pairs: Vec<(String, String)> = form
             .iter()
             .filter(|(k, _)| k.as_str() != "type")
@@ -708,7 +709,7 @@ async fn system_list(state: &AppState, user: &User, kind: &'static str, q: &Hash
             runs_chart(engine, Viewer::Everything).await?,
             (
                 "Duration of the last 200 successful runs per type".to_owned(),
-                render::durations_svg(&durations),
+                charts::durations_svg(&durations),
             ),
         ]
     } else {

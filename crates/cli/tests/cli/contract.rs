@@ -123,9 +123,12 @@ fn run_start_shapes_dedupe_and_refusals() {
     both(|db| {
         let (_, tenant) = seed(db);
         let first = db.json(&[
+            "--enable-synthetic",
             "run",
             "start",
-            "inventory.sync",
+            "synthetic",
+            "--param",
+            "key=nightly",
             "--tenant",
             "Tenant A",
             "--as",
@@ -156,7 +159,7 @@ fn run_start_shapes_dedupe_and_refusals() {
         ] {
             assert!(run.get(key).is_some(), "run JSON lacks {key}: {run}");
         }
-        assert_eq!(run["type"], "inventory.sync");
+        assert_eq!(run["type"], "synthetic");
         assert_eq!(
             (
                 run["status"].as_str(),
@@ -170,9 +173,12 @@ fn run_start_shapes_dedupe_and_refusals() {
         assert_eq!(run["progress"]["mode"], "indeterminate");
         // the system joins the same active run
         let again = db.json(&[
+            "--enable-synthetic",
             "run",
             "start",
-            "inventory.sync",
+            "synthetic",
+            "--param",
+            "key=nightly",
             "--tenant",
             tenant["id"].as_str().unwrap(),
             "--json",
@@ -184,15 +190,16 @@ fn run_start_shapes_dedupe_and_refusals() {
         assert!(
             db.fails(
                 &[
+                    "--enable-synthetic",
                     "run",
                     "start",
-                    "inventory.sync",
+                    "synthetic",
                     "--tenant",
                     "Tenant A",
                     "--as",
                     "readonly@contoso.test",
                     "--param",
-                    "scope=apps"
+                    "key=other"
                 ],
                 3
             )
@@ -206,6 +213,19 @@ fn run_start_shapes_dedupe_and_refusals() {
             db.fails(&["run", "start", "telemetry.prune", "--tenant", "Tenant A"], 3)
                 .contains("system operation")
         );
+        // a type this build has no handler for is bad input (exit 2), for
+        // every user, and creates nothing
+        for who in ["owner@contoso.test", "operator@contoso.test"] {
+            let err = db.fails(
+                &["run", "start", "inventory.sync", "--tenant", "Tenant A", "--as", who],
+                2,
+            );
+            assert!(err.contains("type:") && err.contains("no handler"), "{err}");
+        }
+        assert!(
+            db.fails(&["run", "start", "policy.export", "--tenant", "Tenant A"], 2)
+                .contains("Policy export")
+        );
         assert_eq!(db.run_count(), before, "refused starts create nothing");
         // bad input: exit 2 naming the field
         assert!(
@@ -215,24 +235,26 @@ fn run_start_shapes_dedupe_and_refusals() {
         assert!(
             db.fails(
                 &[
+                    "--enable-synthetic",
                     "run",
                     "start",
-                    "inventory.sync",
+                    "synthetic",
                     "--tenant",
                     "Tenant A",
                     "--param",
-                    "scope=everything"
+                    "units=many"
                 ],
                 2
             )
-            .contains("params.scope")
+            .contains("params.units")
         );
         assert!(
             db.fails(
                 &[
+                    "--enable-synthetic",
                     "run",
                     "start",
-                    "inventory.sync",
+                    "synthetic",
                     "--tenant",
                     "Tenant A",
                     "--param",
@@ -243,15 +265,19 @@ fn run_start_shapes_dedupe_and_refusals() {
             .contains("--param")
         );
         assert!(
-            db.fails(&["run", "start", "inventory.sync", "--tenant", "Nope"], 2)
-                .contains("tenant")
+            db.fails(
+                &["--enable-synthetic", "run", "start", "synthetic", "--tenant", "Nope"],
+                2
+            )
+            .contains("tenant")
         );
         assert!(
             db.fails(
                 &[
+                    "--enable-synthetic",
                     "run",
                     "start",
-                    "inventory.sync",
+                    "synthetic",
                     "--tenant",
                     "Tenant A",
                     "--as",
@@ -306,7 +332,26 @@ fn runs_list_show_and_cancel() {
             ]);
             ids.push(r["run"]["id"].as_str().unwrap().to_owned());
         }
-        db.json(&["run", "start", "policy.export", "--tenant", "Tenant A", "--json"]);
+        let counted = db.json(&[
+            "--enable-synthetic",
+            "run",
+            "start",
+            "synthetic",
+            "--param",
+            "units=5",
+            "--param",
+            "key=counted",
+            "--tenant",
+            "Tenant A",
+            "--json",
+        ]);
+        ids.push(counted["run"]["id"].as_str().unwrap().to_owned());
+        assert!(
+            db.json(&["runs", "list", "--type", "telemetry.prune", "--json"])["runs"]
+                .as_array()
+                .unwrap()
+                .is_empty()
+        );
         // filters and pages
         let page = db.json(&["runs", "list", "--type", "synthetic", "--limit", "2", "--json"]);
         assert_eq!(
@@ -437,7 +482,7 @@ fn runs_list_show_and_cancel() {
         );
         let table = db.ok(&["runs", "list"]);
         assert!(
-            table.starts_with("ID") && table.contains("policy.export") && table.contains("Tenant A"),
+            table.starts_with("ID") && table.contains("synthetic") && table.contains("Tenant A"),
             "{table}"
         );
     });

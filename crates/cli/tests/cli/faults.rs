@@ -81,6 +81,9 @@ async fn engine(url: &str) -> Engine {
         store,
         Arc::new(SystemClock),
         EngineConfig {
+            // Every type, not only the build's: the cases below also start
+            // a type no worker claims, as a run a vanished node left behind.
+            executable: OperationType::ALL.into_iter().collect(),
             enable_synthetic: true,
             ..EngineConfig::default()
         },

@@ -74,6 +74,12 @@ impl RunContext {
         &self.run.params
     }
 
+    /// Now, by the engine's clock (for a `Retry-After` turned into
+    /// [`HandlerError::not_before`]).
+    pub fn now(&self) -> tenantatlas_domain::Timestamp {
+        self.engine.now()
+    }
+
     /// Why the handler must stop, if it must.
     pub fn stop_reason(&self) -> Option<StopReason> {
         *self.stop.borrow()

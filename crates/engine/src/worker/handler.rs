@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use tenantatlas_domain::catalog::OperationType;
+use tenantatlas_domain::Timestamp;
+use tenantatlas_domain::catalog::{OperationType, TypeSet};
 use tenantatlas_domain::lifecycle::Outcome;
 use tenantatlas_domain::reason::{Failure, ReasonCode};
 
@@ -26,8 +27,15 @@ pub enum Done {
 #[derive(Clone, Debug, PartialEq)]
 pub enum HandlerError {
     /// Trying again later may succeed (throttling, an outage): the run goes
-    /// back to the queue with backoff, up to its type's attempt limit.
-    Retryable(Failure),
+    /// back to the queue with backoff, up to its type's attempt limit —
+    /// and not before `not_before` when the failure says when (a provider's
+    /// `Retry-After`, law 12).
+    Retryable {
+        /// What went wrong.
+        failure: Failure,
+        /// The earliest instant the next attempt may start.
+        not_before: Option<Timestamp>,
+    },
     /// Trying again will not help: the run fails with this reason.
     Fatal(Failure),
     /// A precondition is not met: the run is blocked, nothing changed.
@@ -40,7 +48,24 @@ pub enum HandlerError {
 impl HandlerError {
     /// A retryable failure with `code` and a message.
     pub fn retryable(code: ReasonCode, message: &str) -> Self {
-        HandlerError::Retryable(Failure::new(code, message))
+        HandlerError::Retryable {
+            failure: Failure::new(code, message),
+            not_before: None,
+        }
+    }
+
+    /// This retryable failure, to be retried no earlier than `at` (the
+    /// worker requeues at the later of its backoff and `at`). Other
+    /// errors are returned unchanged.
+    #[must_use]
+    pub fn not_before(self, at: Timestamp) -> Self {
+        match self {
+            HandlerError::Retryable { failure, .. } => HandlerError::Retryable {
+                failure,
+                not_before: Some(at),
+            },
+            other => other,
+        }
     }
 
     /// A fatal failure with `code` and a message.
@@ -66,7 +91,9 @@ pub struct Registry {
 
 impl std::fmt::Debug for Registry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries(self.types().iter().map(|t| t.as_str())).finish()
+        f.debug_list()
+            .entries(self.types().iter().map(OperationType::as_str))
+            .finish()
     }
 }
 
@@ -87,10 +114,10 @@ impl Registry {
         self.handlers.get(&op).cloned()
     }
 
-    /// The types this registry executes (the only ones a worker claims).
-    pub fn types(&self) -> Vec<OperationType> {
-        let mut t: Vec<_> = self.handlers.keys().copied().collect();
-        t.sort();
-        t
+    /// The types this registry executes: the only ones a worker claims,
+    /// and the only ones the engine offers and starts
+    /// ([`EngineConfig::executable`](crate::EngineConfig::executable)).
+    pub fn types(&self) -> TypeSet {
+        self.handlers.keys().copied().collect()
     }
 }

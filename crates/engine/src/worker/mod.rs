@@ -7,8 +7,9 @@
 //!   extend; every write of the run's handler names its attempt, so a worker
 //!   that lost its lease changes nothing (late results land on the timeline).
 //! - **Retries**: a retryable failure requeues the run with exponential
-//!   backoff and jitter (`backon`) until the type's attempt limit; finished
-//!   units are not executed again.
+//!   backoff and jitter (`backon`) until the type's attempt limit, and not
+//!   before the instant the failure names (a provider's `Retry-After`);
+//!   finished units are not executed again.
 //! - **Cancellation** reaches a handler within one heartbeat: the heartbeat
 //!   answers "cancel requested" and the handler's context stops.
 //! - **Shutdown**: stop claiming, let runs finish within a grace period, then
@@ -23,6 +24,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use backon::{BackoffBuilder, ExponentialBuilder};
+use tenantatlas_domain::Timestamp;
 use tenantatlas_domain::lifecycle::Outcome;
 use tenantatlas_domain::reason::{Failure, ReasonCode};
 use tenantatlas_domain::run::Run;
@@ -163,7 +165,7 @@ impl Worker {
         if !orphans.is_empty() {
             tracing::info!(count = orphans.len(), node = %self.config.node, "resuming runs an earlier incarnation left running");
         }
-        let types = self.registry.types();
+        let types: Vec<_> = self.registry.types().iter().collect();
         let permits = Arc::new(Semaphore::new(self.config.concurrency.max(1)));
         let release = CancellationToken::new();
         let mut signals = self.engine.store().signals();
@@ -392,6 +394,13 @@ fn backoff(config: &WorkerConfig, attempt: u32) -> Duration {
         .unwrap_or(config.backoff.1)
 }
 
+/// When a retried run is due again: after its backoff, and never before the
+/// instant the failure named (a provider's `Retry-After`).
+fn retry_at(now: Timestamp, backoff: Duration, not_before: Option<Timestamp>) -> Timestamp {
+    let after_backoff = now.plus(backoff);
+    not_before.map_or(after_backoff, |nb| nb.max(after_backoff))
+}
+
 /// Turns a handler's result into the run's next state; answers whether the
 /// run was released at shutdown.
 async fn finish(
@@ -437,11 +446,11 @@ async fn finish(
                 tracing::warn!(run.id = %run.id, error = %e, "completing the run failed; the reconciler will see it");
             }
         }
-        (_, Err(HandlerError::Retryable(f))) => {
+        (_, Err(HandlerError::Retryable { failure: f, not_before })) => {
             let limit = run.op_type.spec().max_attempts;
             if run.attempt < limit {
-                let at = engine.now().plus(backoff(config, run.attempt));
-                tracing::info!(run.id = %run.id, attempt = run.attempt, reason = %f.reason_code, "retryable failure; requeued");
+                let at = retry_at(engine.now(), backoff(config, run.attempt), not_before);
+                tracing::info!(run.id = %run.id, attempt = run.attempt, reason = %f.reason_code, available_at = %at, "retryable failure; requeued");
                 if let Err(e) = retrying(RETRY_LIMIT, || {
                     engine.requeue(run.id, run.attempt, at, Some(f.clone()), false)
                 })
@@ -497,6 +506,29 @@ async fn finish(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_retry_waits_for_the_later_of_backoff_and_not_before() {
+        let now = Timestamp::from_unix_micros(1_700_000_000_000_000);
+        let backoff = Duration::from_secs(4);
+        assert_eq!(retry_at(now, backoff, None), now.plus(backoff));
+        let later = now.plus(Duration::from_secs(90));
+        assert_eq!(
+            retry_at(now, backoff, Some(later)),
+            later,
+            "Retry-After beyond the backoff wins"
+        );
+        let sooner = now.plus(Duration::from_secs(1));
+        assert_eq!(
+            retry_at(now, backoff, Some(sooner)),
+            now.plus(backoff),
+            "never sooner than the backoff"
+        );
+        assert_eq!(
+            retry_at(now, backoff, Some(now.minus(Duration::from_secs(9)))),
+            now.plus(backoff)
+        );
+    }
 
     #[test]
     fn backoff_grows_with_jitter_and_is_capped() {

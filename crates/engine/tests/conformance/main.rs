@@ -61,6 +61,7 @@ conformance! {
     crate::starts::a_start_creates_a_queued_run_with_its_timeline => a_start_creates_a_queued_run_with_its_timeline,
     crate::starts::identical_starts_join_and_subscribe => identical_starts_join_and_subscribe,
     crate::starts::refused_starts_create_nothing => refused_starts_create_nothing,
+    crate::starts::types_without_a_handler_are_refused_and_create_nothing => types_without_a_handler_are_refused_and_create_nothing,
     crate::starts::batch_start_dedupes_within_and_across_batches => batch_start_dedupes_within_and_across_batches,
     crate::lifecycle::completion_notifies_every_subscriber_once => completion_notifies_every_subscriber_once,
     crate::lifecycle::system_runs_notify_nobody => system_runs_notify_nobody,
@@ -96,4 +97,5 @@ conformance! {
     crate::worker::shutdown_releases_runs_for_another_worker => shutdown_releases_runs_for_another_worker,
     crate::worker::a_reconciled_run_ignores_late_results => a_reconciled_run_ignores_late_results,
     crate::worker::an_idle_worker_wakes_on_a_start => an_idle_worker_wakes_on_a_start,
+    crate::worker::retry_after_steers_the_requeue => retry_after_steers_the_requeue,
 }

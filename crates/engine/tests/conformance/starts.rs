@@ -6,7 +6,7 @@ use tenantatlas_domain::timeline::RunEventKind;
 use tenantatlas_engine::{EngineConfig, EngineError, Initiator};
 use tenantatlas_store::model::{RunFilter, RunScope};
 
-use crate::harness::{Ctx, Db};
+use crate::harness::{Ctx, Db, every_type};
 use crate::{claim, params, start_synthetic};
 
 pub async fn a_start_creates_a_queued_run_with_its_timeline(db: Db) {
@@ -149,7 +149,11 @@ pub async fn identical_starts_join_and_subscribe(db: Db) {
 }
 
 pub async fn refused_starts_create_nothing(db: Db) {
-    let c = Ctx::with_config(db, EngineConfig::default()).await; // synthetic disabled
+    let config = EngineConfig {
+        executable: every_type(),
+        ..EngineConfig::default() // synthetic disabled
+    };
+    let c = Ctx::with_config(db, config).await;
     let s = c.seed().await;
     let e = &c.engine;
     let inv = OperationType::InventorySync;
@@ -225,6 +229,85 @@ pub async fn refused_starts_create_nothing(db: Db) {
     // the scoped operator may start on the tenant they are entitled to
     assert!(e.start(Initiator::User(s.scoped), s.b, inv, p()).await.is_ok());
     let _ = RunScope::Everything;
+}
+
+/// A build offers and accepts only the types it has a handler for: the
+/// others are refused at every entry (user, system, batch, schedule,
+/// fan-out) before anything is written, and are not offered as startable.
+pub async fn types_without_a_handler_are_refused_and_create_nothing(db: Db) {
+    let executable = tenantatlas_ops::registry().types();
+    let config = EngineConfig {
+        executable,
+        enable_synthetic: true,
+        ..EngineConfig::default()
+    };
+    let c = Ctx::with_config(db, config).await;
+    let s = c.seed().await;
+    let e = &c.engine;
+    let inv = OperationType::InventorySync;
+    assert!(!executable.contains(inv), "this test needs a type without a handler");
+    let p = || params(inv, json!({}));
+    fn unavailable<T>(r: &tenantatlas_engine::Result<T>) -> bool {
+        matches!(r, Err(EngineError::Unavailable(OperationType::InventorySync)))
+    }
+    let by_owner = e.start(Initiator::User(s.owner), s.a, inv, p()).await;
+    assert!(unavailable(&by_owner), "{by_owner:?}");
+    assert!(
+        !by_owner.as_ref().is_err_and(EngineError::is_refusal),
+        "bad input, not a refusal"
+    );
+    let message = by_owner.unwrap_err().to_string();
+    assert!(
+        message.contains("Inventory sync") && message.contains("no handler"),
+        "{message}"
+    );
+    assert!(unavailable(&e.start(Initiator::System, s.a, inv, p()).await));
+    let batch = e
+        .start_many(
+            Initiator::System,
+            vec![
+                (
+                    s.a,
+                    OperationType::Synthetic,
+                    params(OperationType::Synthetic, json!({})),
+                ),
+                (s.a, inv, p()),
+            ],
+        )
+        .await;
+    assert!(unavailable(&batch), "one unavailable type refuses the whole batch");
+    let cron = tenantatlas_domain::schedule::CronSpec::parse("cron", "0 3 * * *").unwrap();
+    let schedule = e
+        .put_schedule(
+            "nightly",
+            &cron,
+            Some(s.a),
+            inv,
+            p(),
+            tenantatlas_store::model::Actor::Cli,
+        )
+        .await;
+    assert!(unavailable(&schedule));
+    // a running parent cannot fan out into children nobody would execute
+    let parent = start_synthetic(e, Initiator::System, s.a, json!({})).await;
+    let parent = claim(e, parent.run.id).await;
+    assert!(unavailable(&e.fan_out(&parent, vec![(inv, p())]).await));
+    let page = e
+        .list_runs(tenantatlas_engine::Viewer::Everything, RunFilter::default(), 100, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        page.runs.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![parent.id],
+        "only the synthetic parent exists"
+    );
+    assert!(c.store.list_schedules().await.unwrap().iter().all(|s| s.op_type != inv));
+    // what the hub offers: the owner may start everything, yet only what
+    // this build executes is offered
+    let (tenant, membership) = e.tenant_for(s.owner, s.a, Capability::StartSynthetic).await.unwrap();
+    let offered = e.startable_types(&tenant, &membership);
+    assert!(offered.contains(&OperationType::Synthetic), "{offered:?}");
+    assert!(offered.iter().all(|op| executable.contains(*op)), "{offered:?}");
 }
 
 pub async fn batch_start_dedupes_within_and_across_batches(db: Db) {

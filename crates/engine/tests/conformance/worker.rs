@@ -299,3 +299,86 @@ pub async fn an_idle_worker_wakes_on_a_start(db: Db) {
     );
     w.stop().await;
 }
+
+/// Fails its first attempt as a provider would answer 429 with
+/// `Retry-After: retry_after` (or as an outage, without one), then succeeds.
+struct RetryAfter {
+    retry_after: Option<Duration>,
+}
+
+#[async_trait::async_trait]
+impl tenantatlas_engine::worker::Handler for RetryAfter {
+    async fn run(
+        &self,
+        ctx: &mut tenantatlas_engine::worker::RunContext,
+    ) -> Result<tenantatlas_engine::worker::Done, tenantatlas_engine::worker::HandlerError> {
+        if ctx.run().attempt > 1 {
+            return Ok(tenantatlas_engine::worker::Done::Succeeded);
+        }
+        let e = tenantatlas_engine::worker::HandlerError::retryable(ReasonCode::ProviderThrottled, "throttled");
+        Err(match self.retry_after {
+            Some(d) => e.not_before(ctx.now().plus(d)),
+            None => e,
+        })
+    }
+}
+
+/// Law 12 with the manual clock: a retryable failure that names when to
+/// retry (Retry-After) is requeued for then, not for the shorter backoff,
+/// and runs again only once the clock gets there; a failure that names an
+/// instant sooner than the backoff waits for the backoff.
+pub async fn retry_after_steers_the_requeue(db: Db) {
+    let c = Ctx::new(db).await;
+    let s = c.seed().await;
+    for (retry_after, due_in) in [
+        (Some(Duration::from_secs(600)), Duration::from_secs(600)),
+        (Some(Duration::ZERO), Duration::from_millis(10)),
+    ] {
+        let registry = tenantatlas_engine::worker::Registry::new().with(
+            tenantatlas_domain::catalog::OperationType::Synthetic,
+            RetryAfter { retry_after },
+        );
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(Worker::new(c.engine.clone(), registry, fast("n1")).run(stop.clone()));
+        let run = start_synthetic(&c.engine, Initiator::System, s.a, json!({})).await.run;
+        let failed_at = c.clock_now();
+        let requeued = wait_for(&c, run.id, "the requeue", |r| {
+            r.state == RunState::Queued && r.attempt == 1
+        })
+        .await;
+        let backoff_max = Duration::from_millis(40 * 2); // the cap, plus jitter
+        if due_in > backoff_max {
+            assert_eq!(
+                requeued.available_at,
+                failed_at.plus(due_in),
+                "due when Retry-After says"
+            );
+        } else {
+            let wait = requeued.available_at.since(failed_at);
+            assert!(
+                (due_in..=backoff_max).contains(&wait),
+                "a Retry-After sooner than the backoff waits for the backoff: {wait:?}"
+            );
+        }
+        let retries: Vec<_> = c
+            .events(run.id)
+            .await
+            .into_iter()
+            .filter(|ev| ev.kind == RunEventKind::RetryScheduled)
+            .collect();
+        assert_eq!(retries.len(), 1);
+        // frozen clock: not claimed again before it is due
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let waiting = c.store.get_run(run.id).await.unwrap().unwrap();
+        assert_eq!(
+            (waiting.state, waiting.attempt),
+            (RunState::Queued, 1),
+            "not before it is due"
+        );
+        c.clock.advance(due_in.max(backoff_max));
+        let done = wait_for(&c, run.id, "the second attempt", completed).await;
+        assert_eq!((done.state, done.attempt), (RunState::Completed(Outcome::Succeeded), 2));
+        stop.cancel();
+        task.await.unwrap().unwrap();
+    }
+}

@@ -196,7 +196,7 @@ async fn state_changes_need_a_same_site_proof_and_headers_are_set() {
         };
         let before = count().await;
         let uri = format!("/api/v1/tenants/{}/runs", w.t1);
-        let body = json!({"type": "inventory.sync"}).to_string();
+        let body = json!({"type": "synthetic", "params": {"key": "forged"}}).to_string();
         let forged = |site: Option<&str>, origin: Option<&str>| {
             let mut b = axum::http::Request::builder()
                 .method("POST")
@@ -271,16 +271,27 @@ async fn starts_answer_with_a_toast_and_bad_input_names_the_field() {
         assert_eq!(second["joined"], true);
         assert_eq!(second["toast"]["kind"], "already_queued");
         assert_eq!(second["run"]["id"], first["run"]["id"]);
+        let count = async || {
+            let (_, list) = api(&w.app, "GET", "/api/v1/runs?limit=500", Some(&op), None).await;
+            list["runs"].as_array().unwrap().len()
+        };
+        let before = count().await;
         // readonly: refused, nothing created
-        let (s, err) = api(&w.app, "POST", &uri, Some(&ro), Some(json!({"type": "inventory.sync"}))).await;
+        let ro_start = json!({"type": "synthetic", "params": {"key": "readonly"}});
+        let (s, err) = api(&w.app, "POST", &uri, Some(&ro), Some(ro_start)).await;
         assert_eq!(s, 403);
         assert_eq!(err["error"]["code"], "forbidden");
-        let (_, list) = api(&w.app, "GET", "/api/v1/runs?type=inventory.sync", Some(&op), None).await;
-        assert_eq!(
-            list["runs"].as_array().unwrap().len(),
-            0,
-            "the refused start created nothing"
+        // a type this build has no handler for: 422 operation.unavailable,
+        // for the operator who may start it elsewhere; nothing created
+        let (s, err) = api(&w.app, "POST", &uri, Some(&op), Some(json!({"type": "inventory.sync"}))).await;
+        assert_eq!(s, 422, "{err}");
+        assert_eq!(err["error"]["code"], "operation.unavailable");
+        assert_eq!(err["error"]["field"], "type");
+        assert!(
+            err["error"]["message"].as_str().unwrap().contains("Inventory sync"),
+            "{err}"
         );
+        assert_eq!(count().await, before, "the refused starts created nothing");
         // bad input names the field
         for (body, field) in [
             (json!({"type": "nope"}), "type"),

@@ -101,6 +101,7 @@ pub async fn world(db: &Db) -> World {
         store,
         clock.clone(),
         EngineConfig {
+            executable: tenantatlas_ops::registry().types(),
             enable_synthetic: true,
             ..EngineConfig::default()
         },

@@ -96,8 +96,14 @@ fn cases() -> Vec<Case> {
         rule,
         body: None,
     };
-    let json_start = Some(("application/json", json!({"type": "inventory.sync"}).to_string()));
-    let form_start = Some(("application/x-www-form-urlencoded", "type=inventory.sync".to_owned()));
+    let json_start = Some((
+        "application/json",
+        json!({"type": "synthetic", "params": {"key": "matrix"}}).to_string(),
+    ));
+    let form_start = Some((
+        "application/x-www-form-urlencoded",
+        "type=synthetic&key=matrix".to_owned(),
+    ));
     let bad_login = Some((
         "application/x-www-form-urlencoded",
         "email=nobody%40example.test&password=wrong+password+here".to_owned(),
