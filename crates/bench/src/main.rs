@@ -24,10 +24,9 @@ use tenantatlas_domain::ids::{TenantId, UserId};
 use tenantatlas_domain::params::{Params, RawParams};
 use tenantatlas_domain::progress::UnitOutcome;
 use tenantatlas_engine::{Engine, EngineConfig, Initiator, SystemClock};
+use tenantatlas_store::SqlStore;
 use tenantatlas_store::Store;
 use tenantatlas_store::model::{Actor, MembershipWrite, UnitResult};
-use tenantatlas_store::postgres::PgStore;
-use tenantatlas_store::sqlite::SqliteStore;
 
 #[derive(Parser)]
 #[command(about = "Benchmarks of TenantAtlas on real databases")]
@@ -178,7 +177,7 @@ impl Fresh {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir()?;
                 let url = format!("sqlite://{}/bench.db", dir.path().display());
-                let store: Store = Arc::new(SqliteStore::connect(&url).await?);
+                let store: Store = Arc::new(SqlStore::sqlite(&url).await?);
                 store.migrate().await?;
                 Ok(Self {
                     store,
@@ -195,7 +194,7 @@ impl Fresh {
                 sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&admin).await?;
                 admin.close().await;
                 let opts = PgConnectOptions::from_str(&c.postgres_url)?.options([("search_path", schema.as_str())]);
-                let store: Store = Arc::new(PgStore::connect_with(opts, 16).await?);
+                let store: Store = Arc::new(SqlStore::postgres_with(opts, 16).await?);
                 store.migrate().await?;
                 Ok(Self {
                     store,
@@ -235,7 +234,7 @@ impl Fresh {
         }
         admin.close().await;
         let opts = PgConnectOptions::from_str(&c.postgres_url)?.options([("search_path", schema)]);
-        let store: Store = Arc::new(PgStore::connect_with(opts, 16).await?);
+        let store: Store = Arc::new(SqlStore::postgres_with(opts, 16).await?);
         store.migrate().await?;
         Ok((
             Self {

@@ -1,43 +1,77 @@
-//! Persistence for TenantAtlas: one set of operations ([`Backend`]) over two
-//! real databases.
+//! Persistence for TenantAtlas: one store ([`SqlStore`]) over two real
+//! databases, SQLite (the embedded default, one file) and PostgreSQL
+//! (production, many nodes).
 //!
-//! - [`sqlite`]: the embedded default, one file, WAL, one writer connection
-//!   (every write transaction is `BEGIN IMMEDIATE`) and a few readers.
-//! - [`postgres`]: production and many nodes; batch writes use `UNNEST`,
-//!   row locks order concurrent writers.
+//! Every statement on which the dialects agree is written once (`db`: SQL
+//! text with `$n` placeholders and arguments that each dialect binds in its
+//! own encoding). What the store does is split into focused traits, each
+//! implemented in a module of its own:
 //!
-//! Each backend has its own append-only migrations under `migrations/`.
-//! Shared between them: the model ([`model`]), the decoding of rows into
-//! domain types (`rows`) and the SQL of list and count filters (`sqlgen`),
-//! which both dialects accept as written.
+//! | trait             | module          | what                                                   |
+//! |-------------------|-----------------|--------------------------------------------------------|
+//! | [`Admin`]         | `admin`         | migrations, health, signals, singleton duties, metrics |
+//! | [`Directory`]     | `directory`     | workspaces, tenants, users, memberships, audit log     |
+//! | [`Auth`]          | `auth`          | sessions, API tokens, passwords                        |
+//! | [`Runs`]          | `runs`          | starting runs (law 2) and reading them                 |
+//! | [`Progress`]      | `progress`      | units, fan-out, phases, counts, heartbeats (fenced)    |
+//! | [`Lifecycle`]     | `lifecycle`     | law 1: the only writes of `status` and `outcome`       |
+//! | [`Schedules`]     | `schedules`     | cron schedules and their exactly-once fires            |
+//! | [`Notifications`] | `notifications` | a user's inbox                                         |
 //!
-//! Law 1 lives here as exactly one write family: the `lifecycle` module of
-//! each backend holds the only statements that change a run's `status` or
-//! `outcome`, and the only statement that writes notifications. A guard test
-//! in the engine fails if any other SQL does.
+//! Per-dialect code lives in `sqlite` and `postgres` (connections, change
+//! signals between processes, and the batch statements whose SQL really
+//! differs: `UNNEST` arrays on PostgreSQL, multi-row `VALUES` on SQLite,
+//! `FOR UPDATE SKIP LOCKED` claims, start dedupe). Each backend keeps its own
+//! append-only migrations under `migrations/`. `docs/store.md` shows how to
+//! add an entity.
+//!
+//! Law 1 lives in exactly one write family: `lifecycle.rs` holds the only
+//! statements that change a run's `status` or `outcome`, and the only
+//! statements that write notifications. A guard test in the engine fails if
+//! any other SQL does.
 
+mod admin;
+mod auth;
 mod counters;
+mod db;
+mod directory;
 mod error;
+mod lifecycle;
 pub mod model;
-pub mod postgres;
+mod notifications;
+mod postgres;
+mod progress;
 mod rows;
+mod runs;
+mod schedules;
 mod signal;
 mod sqlgen;
-pub mod sqlite;
+mod sqlite;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::AtomicBool;
 
-use async_trait::async_trait;
-use tenantatlas_domain::Timestamp;
-use tenantatlas_domain::access::Membership;
-use tenantatlas_domain::catalog::OperationType;
-use tenantatlas_domain::ids::{NotificationId, RunId, TenantId, UserId, WorkspaceId};
-use tenantatlas_domain::problem::{ProblemClass, Thresholds};
-use tenantatlas_domain::run::Run;
+use sqlx::postgres::{PgConnectOptions, PgPool};
+use sqlx::sqlite::SqlitePool;
+use tokio::sync::broadcast;
 
+pub use admin::Admin;
+pub use auth::Auth;
+pub use directory::Directory;
 pub use error::{Result, StoreError};
-use model::*;
+pub use lifecycle::Lifecycle;
+pub use notifications::Notifications;
+pub use progress::Progress;
+pub use runs::Runs;
+pub use schedules::Schedules;
+
+use db::{Pooled, Q, Row, Tx};
+use model::Signal;
+
+/// The store's traits, for `use tenantatlas_store::prelude::*`.
+pub mod prelude {
+    pub use crate::{Admin, Auth, Backend, Directory, Lifecycle, Notifications, Progress, Runs, Schedules};
+}
 
 /// Which database a store talks to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,222 +82,106 @@ pub enum BackendKind {
     Postgres,
 }
 
-/// The operations every backend provides. Every method is one transaction.
-#[async_trait]
-pub trait Backend: Send + Sync + 'static {
-    /// Which database this is.
-    fn kind(&self) -> BackendKind;
-    /// Applies pending migrations.
-    async fn migrate(&self) -> Result<()>;
-    /// Answers when the database does.
-    async fn ping(&self) -> Result<()>;
-    /// Closes connections.
-    async fn close(&self);
+/// Everything a store does. Every method is one transaction.
+pub trait Backend:
+    Admin + Directory + Auth + Runs + Progress + Lifecycle + Schedules + Notifications + Send + Sync + 'static
+{
+}
 
-    // --- workspaces, tenants, users, memberships, audit ---
+impl<T> Backend for T where
+    T: Admin + Directory + Auth + Runs + Progress + Lifecycle + Schedules + Notifications + Send + Sync + 'static
+{
+}
 
-    /// Creates a workspace (audited).
-    async fn create_workspace(&self, name: &str, actor: Actor, now: Timestamp) -> Result<Workspace>;
-    /// A workspace by id or (case-insensitive) name.
-    async fn find_workspace(&self, key: &str) -> Result<Option<Workspace>>;
-    /// Every workspace, by name.
-    async fn list_workspaces(&self) -> Result<Vec<Workspace>>;
-    /// Adds a tenant to a workspace (audited).
-    async fn add_tenant(
-        &self,
-        workspace: WorkspaceId,
-        name: &str,
-        provider: Option<&str>,
-        actor: Actor,
-        now: Timestamp,
-    ) -> Result<Tenant>;
-    /// Tenants matching an id or a name, optionally within one workspace.
-    async fn find_tenants(&self, key: &str, workspace: Option<WorkspaceId>) -> Result<Vec<Tenant>>;
-    /// A tenant by id.
-    async fn get_tenant(&self, id: TenantId) -> Result<Option<Tenant>>;
-    /// The tenants of a workspace, by name.
-    async fn list_tenants(&self, workspace: WorkspaceId) -> Result<Vec<Tenant>>;
-    /// Adds a user (audited). `password_hash` is a PHC string.
-    async fn add_user(
-        &self,
-        email: &str,
-        password_hash: &str,
-        platform_operator: bool,
-        actor: Actor,
-        now: Timestamp,
-    ) -> Result<User>;
-    /// A user by id or e-mail.
-    async fn find_user(&self, key: &str) -> Result<Option<User>>;
-    /// A user's password hash.
-    async fn password_hash(&self, user: UserId) -> Result<Option<String>>;
-    /// Creates or replaces a membership (audited).
-    async fn put_membership(&self, m: &MembershipWrite, actor: Actor, now: Timestamp) -> Result<()>;
-    /// A tenant and, for `user`, their membership in its workspace: what a
-    /// start needs to authorize, in one read.
-    async fn tenant_access(
-        &self,
-        tenant: TenantId,
-        user: Option<UserId>,
-    ) -> Result<Option<(Tenant, Option<Membership>)>>;
-    /// A user's membership in a workspace.
-    async fn membership(&self, user: UserId, workspace: WorkspaceId) -> Result<Option<Membership>>;
-    /// All of a user's memberships.
-    async fn memberships_of(&self, user: UserId) -> Result<Vec<Membership>>;
-    /// The members of a workspace.
-    async fn members(&self, workspace: WorkspaceId) -> Result<Vec<Member>>;
-    /// Appends an audit entry.
-    async fn append_audit(&self, entry: &AuditEntry) -> Result<()>;
-    /// The newest audit entries.
-    async fn audit_log(&self, limit: u32) -> Result<Vec<AuditRecord>>;
+#[derive(Clone, Debug)]
+enum Pools {
+    /// All writes go through one writer connection (`BEGIN IMMEDIATE`);
+    /// reads use a few read-only connections.
+    Sqlite {
+        writer: SqlitePool,
+        reader: SqlitePool,
+    },
+    Pg(PgPool),
+}
 
-    // --- runs: start and read ---
+/// The store, over either database. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct SqlStore {
+    pools: Pools,
+    signals: broadcast::Sender<Signal>,
+    /// PostgreSQL: whether this node listens for other nodes' signals yet.
+    listening: Arc<AtomicBool>,
+    /// SQLite: the watcher of other processes' commits.
+    _watcher: Option<Arc<sqlite::AbortOnDrop>>,
+}
 
-    /// Creates each run, or joins its active twin (law 2), in one
-    /// transaction. Starting users are subscribed; every start is on the
-    /// timeline.
-    async fn start_runs(&self, batch: &[NewRun], now: Timestamp) -> Result<Vec<StartRecord>>;
-    /// A run by id.
-    async fn get_run(&self, id: RunId) -> Result<Option<Run>>;
-    /// A page of runs, newest first.
-    async fn list_runs(&self, q: &RunQuery) -> Result<RunPage>;
-    /// Runs per tenant and problem class.
-    async fn count_problems(&self, q: &CountQuery) -> Result<Vec<ProblemCount>>;
-    /// A run's stored timeline events, oldest first (the engine adds what
-    /// the run row and its notifications record).
-    async fn run_events(&self, run: RunId) -> Result<Vec<RunEvent>>;
-    /// How many terminal notifications a run has, and when the first was
-    /// written (`None` when it has none).
-    async fn run_notified(&self, run: RunId) -> Result<Option<(u32, Timestamp)>>;
-    /// A run's unit ledger, by key (`pending_only` for resumption).
-    async fn run_units(&self, run: RunId, pending_only: bool, limit: u32) -> Result<Vec<UnitRecord>>;
-    /// Users subscribed to a run's completion.
-    async fn subscribers(&self, run: RunId) -> Result<Vec<UserId>>;
-    /// Appends a timeline entry.
-    async fn append_event(&self, event: &NewEvent) -> Result<()>;
+impl SqlStore {
+    /// Opens (creating when missing) the SQLite database at `url`
+    /// (`sqlite://PATH`).
+    pub async fn sqlite(url: &str) -> Result<Self> {
+        sqlite::connect(url).await
+    }
 
-    // --- law 1: the one lifecycle write family ---
+    /// Connects to PostgreSQL at `url` (`postgres://…`).
+    pub async fn postgres(url: &str) -> Result<Self> {
+        let opts: PgConnectOptions = url.parse()?;
+        Self::postgres_with(opts, 16).await
+    }
 
-    /// Applies a lifecycle transition if the run is still where the
-    /// transition expects it. A completion writes its timeline entries,
-    /// the subscribers' notifications and its parent's progress in the same
-    /// transaction, completing the parent when this was its last child.
-    async fn apply_transition(&self, w: &LifecycleWrite) -> Result<TransitionResult>;
-    /// Applies many completions in one transaction (group commit for
-    /// workers); each applies only where its run still is where it expects.
-    async fn complete_many(&self, writes: &[LifecycleWrite]) -> Result<Vec<TransitionResult>>;
-    /// Claims due queued runs for a worker (PostgreSQL: `FOR UPDATE SKIP
-    /// LOCKED`): each becomes running with a lease and its next attempt.
-    async fn claim_due(&self, c: &ClaimRequest) -> Result<Vec<Run>>;
-    /// Puts the runs a previous incarnation of a node left running back in
-    /// the queue, due at once, to resume on their next attempt.
-    async fn release_orphans(&self, r: &ReleaseRequest) -> Result<Vec<Run>>;
+    /// Connects to PostgreSQL with explicit options and pool size (tests
+    /// use this to put each case in a schema of its own).
+    pub async fn postgres_with(opts: PgConnectOptions, max_connections: u32) -> Result<Self> {
+        postgres::connect(opts, max_connections).await
+    }
 
-    // --- progress (fenced by attempt) ---
+    /// Begins a write transaction (SQLite: holding the write lock from its
+    /// first statement).
+    pub(crate) async fn begin(&self) -> Result<Tx> {
+        Ok(match &self.pools {
+            Pools::Sqlite { writer, .. } => {
+                Tx::sqlite(writer.begin_with("BEGIN IMMEDIATE").await?, self.signals.clone())
+            }
+            Pools::Pg(pool) => Tx::pg(pool.begin().await?, self.signals.clone()),
+        })
+    }
 
-    /// Sets a running run's total once and writes its unit ledger.
-    async fn plan_units(&self, run: RunId, attempt: u32, keys: &[String], now: Timestamp) -> Result<PlanApplied>;
-    /// Records unit results; each unit is counted at most once.
-    async fn complete_units(
-        &self,
-        run: RunId,
-        attempt: u32,
-        results: &[UnitResult],
-        now: Timestamp,
-    ) -> Result<UnitsApplied>;
-    /// Fans a running parent out into queued children (law 11): sets the
-    /// parent's total to the number of children, once.
-    async fn fan_out(&self, parent: RunId, attempt: u32, children: &[NewRun], now: Timestamp) -> Result<PlanApplied>;
-    /// Sets a running run's phase.
-    async fn set_phase(
-        &self,
-        run: RunId,
-        attempt: u32,
-        phase: u32,
-        phases: u32,
-        label: &str,
-        now: Timestamp,
-    ) -> Result<bool>;
-    /// Adds reported counts to a running run.
-    async fn add_counts(&self, w: &CountsWrite, now: Timestamp) -> Result<bool>;
-    /// Extends a running run's lease (fenced by attempt).
-    async fn heartbeat(&self, run: RunId, attempt: u32, lease_until: Timestamp, now: Timestamp)
-    -> Result<HeartbeatAck>;
-    /// Active runs the reconciler may complete at `now` (law 7), oldest
-    /// first.
-    async fn reconcilable(&self, now: Timestamp, thresholds: &Thresholds, limit: u32) -> Result<Vec<Run>>;
-    /// Completed runs per UTC day (day number) and class, from `since`'s
-    /// day on, within `scope` (from the per-day class counters).
-    async fn runs_per_day(&self, scope: &RunScope, since: Timestamp) -> Result<Vec<(i64, ProblemClass, u64)>>;
-    /// Durations of the most recent successful runs of a type.
-    async fn recent_durations(&self, op: OperationType, limit: u32) -> Result<Vec<Duration>>;
-    /// Marks a running run as asked to cancel (its worker completes it).
-    async fn request_cancel(
-        &self,
-        run: RunId,
-        actor: Actor,
-        audit: Option<&AuditEntry>,
-        now: Timestamp,
-    ) -> Result<bool>;
+    /// A connection for reads.
+    pub(crate) async fn reader(&self) -> Result<Pooled> {
+        Ok(match &self.pools {
+            Pools::Sqlite { reader, .. } => Pooled::Sqlite(reader.acquire().await?),
+            Pools::Pg(pool) => Pooled::Pg(pool.acquire().await?),
+        })
+    }
 
-    // --- schedules ---
+    /// Every row a read answers.
+    pub(crate) async fn all(&self, q: &Q) -> Result<Vec<Row>> {
+        self.reader().await?.conn().all(q).await
+    }
 
-    /// Creates or replaces (by name) a schedule (audited).
-    async fn put_schedule(&self, s: &NewSchedule, actor: Actor, now: Timestamp) -> Result<Schedule>;
-    /// Every schedule, by name.
-    async fn list_schedules(&self) -> Result<Vec<Schedule>>;
-    /// Enabled schedules due at `now`.
-    async fn due_schedules(&self, now: Timestamp, limit: u32) -> Result<Vec<Schedule>>;
-    /// Fires a due schedule: moves its next fire time and starts (or joins)
-    /// its run in one transaction; `None` when another node fired it first.
-    async fn fire_schedule(&self, f: &ScheduleFire) -> Result<Option<StartRecord>>;
+    /// The row a read answers, if any.
+    pub(crate) async fn opt(&self, q: &Q) -> Result<Option<Row>> {
+        self.reader().await?.conn().opt(q).await
+    }
 
-    // --- coordination ---
+    /// The one row a read answers.
+    pub(crate) async fn one(&self, q: &Q) -> Result<Row> {
+        self.reader().await?.conn().one(q).await
+    }
 
-    /// Changes and wake-ups, from this node and (PostgreSQL) every other.
-    fn signals(&self) -> tokio::sync::broadcast::Receiver<Signal>;
-    /// Tries to become the one node doing a singleton duty (reconciler,
-    /// scheduler). PostgreSQL: a session advisory lock held by a dedicated
-    /// connection, released when the node dies. SQLite: always granted (one
-    /// node).
-    async fn try_singleton(&self, name: &str) -> Result<Option<SingletonGuard>>;
+    /// A connection for single write statements, each its own
+    /// transaction (SQLite: the one writer connection).
+    pub(crate) async fn writer(&self) -> Result<Pooled> {
+        Ok(match &self.pools {
+            Pools::Sqlite { writer, .. } => Pooled::Sqlite(writer.acquire().await?),
+            Pools::Pg(pool) => Pooled::Pg(pool.acquire().await?),
+        })
+    }
 
-    // --- notifications ---
-
-    /// A user's notifications, newest first.
-    async fn notifications(&self, user: UserId, limit: u32) -> Result<Vec<Notification>>;
-    /// How many are unread.
-    async fn unread_count(&self, user: UserId) -> Result<u64>;
-    /// Marks one read; `false` when it is not the user's.
-    async fn mark_read(&self, user: UserId, id: NotificationId, now: Timestamp) -> Result<bool>;
-
-    /// Figures for `/metrics`.
-    async fn metrics(&self, now: Timestamp) -> Result<MetricsSnapshot>;
-
-    // --- sessions and API tokens (only hashes are stored) ---
-
-    /// Opens a session.
-    async fn create_session(&self, id_hash: &str, user: UserId, now: Timestamp) -> Result<()>;
-    /// A session with its user.
-    async fn find_session(&self, id_hash: &str) -> Result<Option<SessionRecord>>;
-    /// Records that a session served a request.
-    async fn touch_session(&self, id_hash: &str, now: Timestamp) -> Result<()>;
-    /// Ends a session.
-    async fn delete_session(&self, id_hash: &str) -> Result<()>;
-    /// Sets a user's password hash; ends every session of theirs.
-    async fn set_password(&self, user: UserId, password_hash: &str, actor: Actor, now: Timestamp) -> Result<()>;
-    /// Disables a user; ends every session of theirs.
-    async fn disable_user(&self, user: UserId, actor: Actor, now: Timestamp) -> Result<()>;
-    /// Stores a new API token.
-    async fn create_api_token(
-        &self,
-        id_hash: &str,
-        user: UserId,
-        name: &str,
-        actor: Actor,
-        now: Timestamp,
-    ) -> Result<()>;
-    /// An API token with its user.
-    async fn find_api_token(&self, id_hash: &str) -> Result<Option<TokenRecord>>;
+    /// One write statement, a transaction of its own; answers the rows it
+    /// changed.
+    pub(crate) async fn write(&self, q: &Q) -> Result<u64> {
+        self.writer().await?.conn().execute(q).await
+    }
 }
 
 /// Holding a singleton duty. Dropping it gives the duty up.
@@ -298,12 +216,12 @@ pub type Store = Arc<dyn Backend>;
 
 /// Connects to `url` (`sqlite://PATH`, `postgres://…`), creating an SQLite
 /// file when missing. Migrations are not applied; call
-/// [`Backend::migrate`].
+/// [`Admin::migrate`].
 pub async fn connect(url: &str) -> Result<Store> {
     if url.starts_with("sqlite:") {
-        Ok(Arc::new(sqlite::SqliteStore::connect(url).await?))
+        Ok(Arc::new(SqlStore::sqlite(url).await?))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(postgres::PgStore::connect(url).await?))
+        Ok(Arc::new(SqlStore::postgres(url).await?))
     } else {
         // Show only the scheme: the rest of a URL may hold a password.
         let scheme: String = url.split(':').next().unwrap_or("").chars().take(20).collect();
@@ -324,6 +242,6 @@ pub(crate) fn new_uuid() -> uuid::Uuid {
 }
 
 /// Ids used by tests and callers that need them before a write.
-pub fn new_run_id() -> RunId {
-    RunId::from_uuid(new_uuid())
+pub fn new_run_id() -> tenantatlas_domain::ids::RunId {
+    tenantatlas_domain::ids::RunId::from_uuid(new_uuid())
 }

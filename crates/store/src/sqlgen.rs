@@ -1,8 +1,8 @@
 //! SQL for list and count filters, shared by both dialects.
 //!
 //! Both SQLite and PostgreSQL accept `$n` placeholders and row-value
-//! comparisons, so the text is written once; each backend binds [`Arg`]s in
-//! its own encoding. The problem-class predicates here are the SQL form of
+//! comparisons, so the text is written once; each backend binds the arguments
+//! in its own encoding (`db`). The problem-class predicates here are the SQL form of
 //! [`tenantatlas_domain::problem::classify`]; the conformance suite holds the
 //! two against each other.
 
@@ -13,39 +13,10 @@ use std::time::Duration;
 use tenantatlas_domain::Timestamp;
 use tenantatlas_domain::lifecycle::{RunStatus, StatusBucket};
 use tenantatlas_domain::problem::{ProblemClass, Thresholds};
-use uuid::Uuid;
 
+use crate::db::Q as Sql;
 use crate::model::{CountQuery, RunFilter, RunQuery, RunScope};
 use crate::rows::RUN_COLUMNS;
-
-/// A bound value.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) enum Arg {
-    Uuid(Uuid),
-    Ts(Timestamp),
-    Text(String),
-    Int(i64),
-}
-
-/// SQL text with its arguments.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct Sql {
-    pub text: String,
-    pub args: Vec<Arg>,
-}
-
-impl Sql {
-    fn push(&mut self, s: &str) -> &mut Self {
-        self.text.push_str(s);
-        self
-    }
-
-    /// Adds an argument and returns its placeholder.
-    fn arg(&mut self, a: Arg) -> String {
-        self.args.push(a);
-        format!("${}", self.args.len())
-    }
-}
 
 fn scope_clause(sql: &mut Sql, scope: &RunScope) {
     match scope {
@@ -53,11 +24,11 @@ fn scope_clause(sql: &mut Sql, scope: &RunScope) {
         RunScope::Granted { workspaces, tenants } => {
             let mut parts = Vec::new();
             if !workspaces.is_empty() {
-                let ph: Vec<_> = workspaces.iter().map(|w| sql.arg(Arg::Uuid(w.as_uuid()))).collect();
+                let ph: Vec<_> = workspaces.iter().map(|w| sql.arg(w.as_uuid())).collect();
                 parts.push(format!("workspace_id IN ({})", ph.join(", ")));
             }
             if !tenants.is_empty() {
-                let ph: Vec<_> = tenants.iter().map(|t| sql.arg(Arg::Uuid(t.as_uuid()))).collect();
+                let ph: Vec<_> = tenants.iter().map(|t| sql.arg(t.as_uuid())).collect();
                 parts.push(format!("tenant_id IN ({})", ph.join(", ")));
             }
             if parts.is_empty() {
@@ -72,27 +43,27 @@ fn scope_clause(sql: &mut Sql, scope: &RunScope) {
 
 fn filter_clause(sql: &mut Sql, f: &RunFilter, with_bucket: bool) {
     if let Some(w) = f.workspace {
-        let p = sql.arg(Arg::Uuid(w.as_uuid()));
+        let p = sql.arg(w.as_uuid());
         let _ = write!(sql.text, " AND workspace_id = {p}");
     }
     if let Some(t) = f.tenant {
-        let p = sql.arg(Arg::Uuid(t.as_uuid()));
+        let p = sql.arg(t.as_uuid());
         let _ = write!(sql.text, " AND tenant_id = {p}");
     }
     if let Some(t) = f.op_type {
-        let p = sql.arg(Arg::Text(t.as_str().to_owned()));
+        let p = sql.arg(t.as_str());
         let _ = write!(sql.text, " AND type = {p}");
     }
     if let Some(parent) = f.parent {
-        let p = sql.arg(Arg::Uuid(parent.as_uuid()));
+        let p = sql.arg(parent.as_uuid());
         let _ = write!(sql.text, " AND parent_id = {p}");
     }
     if let Some(since) = f.since {
-        let p = sql.arg(Arg::Ts(since));
+        let p = sql.arg(since);
         let _ = write!(sql.text, " AND created_at >= {p}");
     }
     if let Some(until) = f.until {
-        let p = sql.arg(Arg::Ts(until));
+        let p = sql.arg(until);
         let _ = write!(sql.text, " AND created_at < {p}");
     }
     if let Some(b) = f.bucket.filter(|_| with_bucket) {
@@ -141,16 +112,16 @@ fn quoted(names: &[&str]) -> String {
 fn stale_predicate(sql: &mut Sql, now: Timestamp, thresholds: &Thresholds) -> String {
     let mut queued = Vec::new();
     for (d, names) in grouped(thresholds, |t| t.queued) {
-        let p = sql.arg(Arg::Ts(now.minus(d)));
+        let p = sql.arg(now.minus(d));
         queued.push(format!("(type IN ({}) AND available_at <= {p})", quoted(&names)));
     }
-    let now_p = sql.arg(Arg::Ts(now));
+    let now_p = sql.arg(now);
     let mut silent = vec![
         format!("(lease_expires_at IS NOT NULL AND lease_expires_at <= {now_p})"),
         format!("(progress_stale_at IS NOT NULL AND progress_stale_at <= {now_p})"),
     ];
     for (d, names) in grouped(thresholds, |t| t.heartbeat) {
-        let p = sql.arg(Arg::Ts(now.minus(d)));
+        let p = sql.arg(now.minus(d));
         silent.push(format!(
             "(type IN ({}) AND COALESCE(heartbeat_at, started_at, created_at) <= {p})",
             quoted(&names)
@@ -165,7 +136,7 @@ fn stale_predicate(sql: &mut Sql, now: Timestamp, thresholds: &Thresholds) -> St
         }
     }
     for (d, names) in by_max {
-        let p = sql.arg(Arg::Ts(now.minus(d)));
+        let p = sql.arg(now.minus(d));
         silent.push(format!(
             "(units_total IS NULL AND type IN ({}) AND started_at IS NOT NULL AND started_at <= {p})",
             quoted(&names)
@@ -219,19 +190,19 @@ pub(crate) fn reconcilable(now: Timestamp, thresholds: &Thresholds, limit: u32) 
     let mut sql = Sql::default();
     let mut queued = Vec::new();
     for (d, names) in grouped(thresholds, |t| t.queued) {
-        let p = sql.arg(Arg::Ts(now.minus(d)));
+        let p = sql.arg(now.minus(d));
         queued.push(format!("(type IN ({}) AND available_at <= {p})", quoted(&names)));
     }
-    let now_p = sql.arg(Arg::Ts(now));
+    let now_p = sql.arg(now);
     let mut silent = Vec::new();
     for (d, names) in grouped(thresholds, |t| t.heartbeat) {
-        let p = sql.arg(Arg::Ts(now.minus(d)));
+        let p = sql.arg(now.minus(d));
         silent.push(format!(
             "(type IN ({}) AND COALESCE(heartbeat_at, started_at, created_at) <= {p})",
             quoted(&names)
         ));
     }
-    let limit = sql.arg(Arg::Int(i64::from(limit)));
+    let limit = sql.arg(i64::from(limit));
     let _ = write!(
         sql.text,
         "SELECT {RUN_COLUMNS} FROM operation_runs WHERE active AND ((status = 'queued' AND ({})) \
@@ -256,7 +227,7 @@ pub(crate) fn list_runs(q: &RunQuery) -> Sql {
         // those rows.
         sql.push("WITH a AS MATERIALIZED (SELECT id AS a_id, created_at AS a_created FROM operation_runs WHERE active");
         list_conditions(&mut sql, q);
-        let limit = sql.arg(Arg::Int(i64::from(q.limit.clamp(1, 500)) + 1));
+        let limit = sql.arg(i64::from(q.limit.clamp(1, 500)) + 1);
         let _ = write!(
             sql.text,
             ") SELECT {RUN_COLUMNS} FROM operation_runs WHERE id IN \
@@ -277,7 +248,7 @@ pub(crate) fn list_runs(q: &RunQuery) -> Sql {
         // passed over without reading their rows), then those rows.
         sql.push("WITH a AS MATERIALIZED (SELECT id AS a_id FROM operation_runs WHERE 1 = 1");
         list_conditions(&mut sql, q);
-        let limit = sql.arg(Arg::Int(i64::from(q.limit.clamp(1, 500)) + 1));
+        let limit = sql.arg(i64::from(q.limit.clamp(1, 500)) + 1);
         let _ = write!(
             sql.text,
             " ORDER BY created_at DESC, id DESC LIMIT {limit}) SELECT {RUN_COLUMNS} FROM operation_runs \
@@ -287,7 +258,7 @@ pub(crate) fn list_runs(q: &RunQuery) -> Sql {
     }
     let _ = write!(sql.text, "SELECT {RUN_COLUMNS} FROM operation_runs WHERE 1 = 1");
     list_conditions(&mut sql, q);
-    let limit = sql.arg(Arg::Int(i64::from(q.limit.clamp(1, 500)) + 1));
+    let limit = sql.arg(i64::from(q.limit.clamp(1, 500)) + 1);
     let _ = write!(sql.text, " ORDER BY created_at DESC, id DESC LIMIT {limit}");
     sql
 }
@@ -301,8 +272,8 @@ fn list_conditions(sql: &mut Sql, q: &RunQuery) {
         let _ = write!(sql.text, " AND {pred}");
     }
     if let Some(c) = q.cursor {
-        let ts = sql.arg(Arg::Ts(c.created_at));
-        let id = sql.arg(Arg::Uuid(c.id.as_uuid()));
+        let ts = sql.arg(c.created_at);
+        let id = sql.arg(c.id.as_uuid());
         let _ = write!(sql.text, " AND (created_at, id) < ({ts}, {id})");
     }
 }
@@ -325,7 +296,7 @@ pub(crate) fn count_problems(q: &CountQuery) -> Sql {
         );
         scope_clause(&mut sql, &q.scope);
         filter_clause(&mut sql, f, false);
-        let day = sql.arg(Arg::Int(since_day));
+        let day = sql.arg(since_day);
         let nil = crate::counters::NIL;
         let _ = write!(
             sql.text,
@@ -344,7 +315,7 @@ pub(crate) fn count_problems(q: &CountQuery) -> Sql {
     );
     scope_clause(&mut sql, &q.scope);
     filter_clause(&mut sql, f, false);
-    let since = sql.arg(Arg::Ts(crate::counters::day_start(q.completed_since)));
+    let since = sql.arg(crate::counters::day_start(q.completed_since));
     let _ = write!(
         sql.text,
         " AND (active OR completed_at >= {since}) GROUP BY workspace_id, tenant_id, class"
@@ -355,7 +326,7 @@ pub(crate) fn count_problems(q: &CountQuery) -> Sql {
 /// Completed runs per day and class within a scope, from the counters.
 pub(crate) fn runs_per_day(scope: &RunScope, since: Timestamp) -> Sql {
     let mut sql = Sql::default();
-    let day = sql.arg(Arg::Int(crate::counters::day_of(since)));
+    let day = sql.arg(crate::counters::day_of(since));
     let _ = write!(
         sql.text,
         "SELECT day, class, CAST(SUM(n) AS BIGINT) AS n FROM run_class_counts WHERE day >= {day}"
@@ -371,12 +342,13 @@ pub(crate) const METRICS_ACTIVE: &str =
 
 /// Queued runs due now.
 pub(crate) const METRICS_QUEUE_DEPTH: &str =
-    "SELECT COUNT(*) FROM operation_runs WHERE active AND status = 'queued' AND available_at <= $1";
+    "SELECT COUNT(*) AS n FROM operation_runs WHERE active AND status = 'queued' AND available_at <= $1";
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use tenantatlas_domain::ids::TenantId;
+    use uuid::Uuid;
 
     #[test]
     fn empty_grant_selects_nothing_and_arguments_match_placeholders() {

@@ -12,10 +12,9 @@ use tenantatlas_domain::access::Role;
 use tenantatlas_domain::catalog::{OperationType, TypeSet};
 use tenantatlas_domain::ids::{TenantId, UserId, WorkspaceId};
 use tenantatlas_engine::{Engine, EngineConfig, ManualClock};
+use tenantatlas_store::SqlStore;
 use tenantatlas_store::Store;
 use tenantatlas_store::model::{Actor, MembershipWrite};
-use tenantatlas_store::postgres::PgStore;
-use tenantatlas_store::sqlite::SqliteStore;
 
 pub const PG_ENV: &str = "TENANTATLAS_TEST_POSTGRES_URL";
 
@@ -42,12 +41,12 @@ impl Db {
     /// as another process or node would.
     pub async fn open(&self) -> Store {
         match &self.kind {
-            Kind::Sqlite { url, .. } => Arc::new(SqliteStore::connect(url).await.unwrap()),
+            Kind::Sqlite { url, .. } => Arc::new(SqlStore::sqlite(url).await.unwrap()),
             Kind::Postgres { base, schema } => {
                 let opts = PgConnectOptions::from_str(base)
                     .unwrap()
                     .options([("search_path", schema.as_str())]);
-                Arc::new(PgStore::connect_with(opts, 8).await.unwrap())
+                Arc::new(SqlStore::postgres_with(opts, 8).await.unwrap())
             }
         }
     }

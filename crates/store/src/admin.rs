@@ -1,0 +1,99 @@
+//! The store as a whole: migrations, health, change signals, singleton
+//! duties and the figures of `/metrics`.
+
+use async_trait::async_trait;
+use tenantatlas_domain::Timestamp;
+use tokio::sync::broadcast;
+
+use crate::db::q;
+use crate::error::Result;
+use crate::model::{MetricsGroup, MetricsSnapshot, Signal};
+use crate::rows::RowExt as _;
+use crate::{BackendKind, Pools, SingletonGuard, SqlStore, sqlgen};
+
+/// Running the store itself.
+#[async_trait]
+pub trait Admin {
+    /// Which database this is.
+    fn kind(&self) -> BackendKind;
+    /// Applies pending migrations (each backend has its own, append-only).
+    async fn migrate(&self) -> Result<()>;
+    /// Answers when the database does.
+    async fn ping(&self) -> Result<()>;
+    /// Closes connections.
+    async fn close(&self);
+    /// Changes and wake-ups, from this node and (PostgreSQL) every other.
+    fn signals(&self) -> broadcast::Receiver<Signal>;
+    /// Tries to become the one node doing a singleton duty (reconciler,
+    /// scheduler). PostgreSQL: a session advisory lock held by a dedicated
+    /// connection, released when the node dies. SQLite: always granted (one
+    /// node).
+    async fn try_singleton(&self, name: &str) -> Result<Option<SingletonGuard>>;
+    /// Figures for `/metrics`.
+    async fn metrics(&self, now: Timestamp) -> Result<MetricsSnapshot>;
+}
+
+#[async_trait]
+impl Admin for SqlStore {
+    fn kind(&self) -> BackendKind {
+        match self.pools {
+            Pools::Sqlite { .. } => BackendKind::Sqlite,
+            Pools::Pg(_) => BackendKind::Postgres,
+        }
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        match &self.pools {
+            Pools::Sqlite { writer, .. } => sqlx::migrate!("./migrations/sqlite").run(writer).await?,
+            Pools::Pg(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await?,
+        }
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.one(&q("SELECT 1 AS one")).await?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        match &self.pools {
+            Pools::Sqlite { writer, reader } => {
+                reader.close().await;
+                writer.close().await;
+            }
+            Pools::Pg(pool) => pool.close().await,
+        }
+    }
+
+    fn signals(&self) -> broadcast::Receiver<Signal> {
+        let rx = self.signals.subscribe();
+        if let Pools::Pg(pool) = &self.pools
+            && !self.listening.swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            tokio::spawn(crate::postgres::listen(pool.clone(), self.signals.clone()));
+        }
+        rx
+    }
+
+    async fn try_singleton(&self, name: &str) -> Result<Option<SingletonGuard>> {
+        match &self.pools {
+            Pools::Sqlite { .. } => Ok(Some(SingletonGuard::local())),
+            Pools::Pg(pool) => crate::postgres::try_singleton(pool, name).await,
+        }
+    }
+
+    async fn metrics(&self, now: Timestamp) -> Result<MetricsSnapshot> {
+        let groups = self.all(&q(sqlgen::METRICS_ACTIVE)).await?;
+        let mut out = MetricsSnapshot::default();
+        for r in &groups {
+            out.active.push(MetricsGroup {
+                op_type: r.text("type")?,
+                status: r.text("status")?,
+                count: u64::try_from(r.int("n")?).unwrap_or(0),
+            });
+        }
+        let depth = self.one(&q(sqlgen::METRICS_QUEUE_DEPTH).bind(now)).await?;
+        out.queue_depth = u64::try_from(depth.int("n")?).unwrap_or(0);
+        Ok(out)
+    }
+}

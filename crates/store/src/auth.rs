@@ -1,0 +1,184 @@
+//! Sessions, API tokens and passwords. Only SHA-256 hashes of the secrets
+//! are stored; changing a password or disabling a user ends their sessions
+//! in the same transaction.
+
+use async_trait::async_trait;
+use tenantatlas_domain::Timestamp;
+use tenantatlas_domain::ids::UserId;
+
+use crate::SqlStore;
+use crate::db::{Q, q};
+use crate::error::Result;
+use crate::model::{Actor, AuditEntry, SessionRecord, TokenRecord};
+use crate::rows::{self, RowExt as _};
+use crate::runs::insert_audit;
+
+/// Sessions and API tokens (only hashes are stored).
+#[async_trait]
+pub trait Auth {
+    /// Opens a session.
+    async fn create_session(&self, id_hash: &str, user: UserId, now: Timestamp) -> Result<()>;
+    /// A session with its user.
+    async fn find_session(&self, id_hash: &str) -> Result<Option<SessionRecord>>;
+    /// Records that a session served a request.
+    async fn touch_session(&self, id_hash: &str, now: Timestamp) -> Result<()>;
+    /// Ends a session.
+    async fn delete_session(&self, id_hash: &str) -> Result<()>;
+    /// Sets a user's password hash; ends every session of theirs.
+    async fn set_password(&self, user: UserId, password_hash: &str, actor: Actor, now: Timestamp) -> Result<()>;
+    /// Disables a user; ends every session of theirs.
+    async fn disable_user(&self, user: UserId, actor: Actor, now: Timestamp) -> Result<()>;
+    /// Stores a new API token.
+    async fn create_api_token(
+        &self,
+        id_hash: &str,
+        user: UserId,
+        name: &str,
+        actor: Actor,
+        now: Timestamp,
+    ) -> Result<()>;
+    /// An API token with its user.
+    async fn find_api_token(&self, id_hash: &str) -> Result<Option<TokenRecord>>;
+}
+
+/// The user columns, prefixed for a join.
+const USER: &str = "u.id, u.email, u.platform_operator, u.disabled_at, u.password_changed_at, u.created_at";
+
+fn audit(actor: Actor, action: &str, user: UserId, now: Timestamp) -> AuditEntry {
+    AuditEntry {
+        at: now,
+        actor,
+        workspace_id: None,
+        tenant_id: None,
+        action: action.to_owned(),
+        target_type: Some("user".into()),
+        target_id: Some(user.to_string()),
+        detail: serde_json::json!({}),
+    }
+}
+
+impl SqlStore {
+    /// Changes a user (`change`), ends their sessions, and audits it, in
+    /// one transaction.
+    async fn change_user(&self, change: Q, user: UserId, entry: AuditEntry) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let mut conn = tx.conn();
+        conn.execute(&change).await?;
+        conn.execute(&q("DELETE FROM sessions WHERE user_id = $1").bind(user))
+            .await?;
+        insert_audit(&mut conn, &entry).await?;
+        tx.commit().await
+    }
+}
+
+#[async_trait]
+impl Auth for SqlStore {
+    async fn create_session(&self, id_hash: &str, user: UserId, now: Timestamp) -> Result<()> {
+        self.write(
+            &q("INSERT INTO sessions (id_hash, user_id, created_at, last_seen_at) VALUES ($1, $2, $3, $3)")
+                .bind(id_hash)
+                .bind(user)
+                .bind(now),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn find_session(&self, id_hash: &str) -> Result<Option<SessionRecord>> {
+        let row = self
+            .opt(
+                &q(format!(
+                    "SELECT s.id_hash, s.created_at AS s_created_at, s.last_seen_at, {USER} \
+                     FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id_hash = $1"
+                ))
+                .bind(id_hash),
+            )
+            .await?;
+        row.map(|r| {
+            Ok(SessionRecord {
+                id_hash: r.text("id_hash")?,
+                user: rows::user_from_row(&r)?,
+                created_at: r.ts("s_created_at")?,
+                last_seen_at: r.ts("last_seen_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn touch_session(&self, id_hash: &str, now: Timestamp) -> Result<()> {
+        self.write(
+            &q("UPDATE sessions SET last_seen_at = $1 WHERE id_hash = $2 AND last_seen_at < $1")
+                .bind(now)
+                .bind(id_hash),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn delete_session(&self, id_hash: &str) -> Result<()> {
+        self.write(&q("DELETE FROM sessions WHERE id_hash = $1").bind(id_hash))
+            .await?;
+        Ok(())
+    }
+
+    async fn set_password(&self, user: UserId, hash: &str, actor: Actor, now: Timestamp) -> Result<()> {
+        let change = q("UPDATE users SET password_hash = $1, password_changed_at = $2 WHERE id = $3")
+            .bind(hash)
+            .bind(now)
+            .bind(user);
+        self.change_user(change, user, audit(actor, "user.password_change", user, now))
+            .await
+    }
+
+    async fn disable_user(&self, user: UserId, actor: Actor, now: Timestamp) -> Result<()> {
+        let change = q("UPDATE users SET disabled_at = COALESCE(disabled_at, $1) WHERE id = $2")
+            .bind(now)
+            .bind(user);
+        self.change_user(change, user, audit(actor, "user.disable", user, now))
+            .await
+    }
+
+    async fn create_api_token(
+        &self,
+        id_hash: &str,
+        user: UserId,
+        name: &str,
+        actor: Actor,
+        now: Timestamp,
+    ) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let mut conn = tx.conn();
+        conn.execute(
+            &q("INSERT INTO api_tokens (id_hash, user_id, name, created_at) VALUES ($1, $2, $3, $4)")
+                .bind(id_hash)
+                .bind(user)
+                .bind(name)
+                .bind(now),
+        )
+        .await?;
+        let mut entry = audit(actor, "token.create", user, now);
+        entry.detail = serde_json::json!({ "name": name });
+        insert_audit(&mut conn, &entry).await?;
+        tx.commit().await
+    }
+
+    async fn find_api_token(&self, id_hash: &str) -> Result<Option<TokenRecord>> {
+        let row = self
+            .opt(
+                &q(format!(
+                    "SELECT t.name, t.created_at AS t_created_at, {USER} FROM api_tokens t \
+                     JOIN users u ON u.id = t.user_id WHERE t.id_hash = $1"
+                ))
+                .bind(id_hash),
+            )
+            .await?;
+        row.map(|r| {
+            Ok(TokenRecord {
+                name: r.text("name")?,
+                user: rows::user_from_row(&r)?,
+                created_at: r.ts("t_created_at")?,
+            })
+        })
+        .transpose()
+    }
+}

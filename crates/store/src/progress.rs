@@ -1,0 +1,400 @@
+//! A running run's progress (laws 4 and 11): units, fan-out, phases,
+//! counts, heartbeats and cancel requests. Every write names the attempt
+//! it belongs to and changes nothing once that attempt was fenced (the late
+//! write lands on the timeline instead). Nothing here writes `status` or
+//! `outcome` (law 1).
+
+use std::collections::HashSet;
+
+use async_trait::async_trait;
+use tenantatlas_domain::Timestamp;
+use tenantatlas_domain::ids::RunId;
+use tenantatlas_domain::lifecycle::RunStatus;
+use tenantatlas_domain::run::{Run, UnitTally};
+use tenantatlas_domain::timeline::RunEventKind;
+
+use crate::db::{Conn, q};
+use crate::error::{Result, StoreError};
+use crate::model::*;
+use crate::rows::{self, RowExt as _};
+use crate::runs::{fetch_run, insert_audit, insert_event};
+use crate::{SqlStore, new_uuid, postgres, sqlite};
+
+/// Progress of running runs, fenced by attempt.
+#[async_trait]
+pub trait Progress {
+    /// Sets a running run's total once and writes its unit ledger.
+    async fn plan_units(&self, run: RunId, attempt: u32, keys: &[String], now: Timestamp) -> Result<PlanApplied>;
+    /// Records unit results; each unit is counted at most once.
+    async fn complete_units(
+        &self,
+        run: RunId,
+        attempt: u32,
+        results: &[UnitResult],
+        now: Timestamp,
+    ) -> Result<UnitsApplied>;
+    /// Fans a running parent out into queued children (law 11): sets the
+    /// parent's total to the number of children, once.
+    async fn fan_out(&self, parent: RunId, attempt: u32, children: &[NewRun], now: Timestamp) -> Result<PlanApplied>;
+    /// Sets a running run's phase.
+    async fn set_phase(
+        &self,
+        run: RunId,
+        attempt: u32,
+        phase: u32,
+        phases: u32,
+        label: &str,
+        now: Timestamp,
+    ) -> Result<bool>;
+    /// Adds reported counts to a running run.
+    async fn add_counts(&self, w: &CountsWrite, now: Timestamp) -> Result<bool>;
+    /// Extends a running run's lease (fenced by attempt).
+    async fn heartbeat(&self, run: RunId, attempt: u32, lease_until: Timestamp, now: Timestamp)
+    -> Result<HeartbeatAck>;
+    /// Marks a running run as asked to cancel (its worker completes it).
+    async fn request_cancel(
+        &self,
+        run: RunId,
+        actor: Actor,
+        audit: Option<&AuditEntry>,
+        now: Timestamp,
+    ) -> Result<bool>;
+}
+
+/// Locks the run (PostgreSQL) and checks it is running under `attempt`;
+/// otherwise records the late write on the timeline.
+async fn fenced(conn: &mut Conn<'_>, run: RunId, attempt: u32, what: &str, now: Timestamp) -> Result<Option<Run>> {
+    let current = fetch_run(conn, run, true).await?;
+    match &current {
+        Some(r) if r.state.status() == RunStatus::Running && r.attempt == attempt => Ok(current),
+        Some(r) => {
+            let detail =
+                serde_json::json!({ "write": what, "status": r.state.status().as_str(), "current_attempt": r.attempt });
+            insert_event(
+                conn,
+                run,
+                RunEventKind::LateResultIgnored,
+                None,
+                Some(attempt),
+                detail,
+                now,
+            )
+            .await?;
+            Ok(None)
+        }
+        None => Err(StoreError::NotFound(format!("run {run} does not exist"))),
+    }
+}
+
+/// Sets a run's total once (`units_total IS NULL`).
+async fn set_total(conn: &mut Conn<'_>, run: RunId, total: u64, now: Timestamp) -> Result<()> {
+    conn.execute(
+        &q("UPDATE operation_runs SET units_total = $1, updated_at = $2 WHERE id = $3 AND units_total IS NULL")
+            .bind(total)
+            .bind(now)
+            .bind(run),
+    )
+    .await?;
+    Ok(())
+}
+
+async fn insert_units(
+    conn: &mut Conn<'_>,
+    run: RunId,
+    units: &[(String, Option<RunId>)],
+    now: Timestamp,
+) -> Result<()> {
+    // Batch writes differ by dialect (`UNNEST` / multi-row `VALUES`).
+    match conn {
+        Conn::Sqlite(c) => sqlite::insert_units(c, run, units, now).await,
+        Conn::Pg(c) => postgres::insert_units(c, run, units, now).await,
+    }
+}
+
+#[async_trait]
+impl Progress for SqlStore {
+    async fn plan_units(&self, run: RunId, attempt: u32, keys: &[String], now: Timestamp) -> Result<PlanApplied> {
+        let mut keys: Vec<&String> = keys.iter().collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let mut tx = self.begin().await?;
+        let mut conn = tx.conn();
+        let Some(current) = fenced(&mut conn, run, attempt, "plan_units", now).await? else {
+            tx.commit().await?;
+            return Ok(PlanApplied::Fenced);
+        };
+        if let Some(total) = current.units.total {
+            tx.commit().await?;
+            return Ok(PlanApplied::AlreadyPlanned { total });
+        }
+        let total = keys.len() as u64;
+        set_total(&mut conn, run, total, now).await?;
+        let units: Vec<(String, Option<RunId>)> = keys.into_iter().map(|k| (k.clone(), None)).collect();
+        insert_units(&mut conn, run, &units, now).await?;
+        let detail = serde_json::json!({ "total": total });
+        insert_event(
+            &mut conn,
+            run,
+            RunEventKind::UnitsPlanned,
+            None,
+            Some(attempt),
+            detail,
+            now,
+        )
+        .await?;
+        tx.signal(Signal::RunsChanged(vec![current.tenant_id]));
+        tx.commit().await?;
+        Ok(PlanApplied::Planned { total })
+    }
+
+    async fn complete_units(
+        &self,
+        run: RunId,
+        attempt: u32,
+        results: &[UnitResult],
+        now: Timestamp,
+    ) -> Result<UnitsApplied> {
+        // The first result for a key wins; later duplicates in the batch are
+        // no-ops exactly as a later batch would be.
+        let mut seen = HashSet::new();
+        let results: Vec<&UnitResult> = results.iter().filter(|r| seen.insert(r.unit_key.as_str())).collect();
+        let mut tx = self.begin().await?;
+        let mut conn = tx.conn();
+        let Some(current) = fenced(&mut conn, run, attempt, "complete_units", now).await? else {
+            tx.commit().await?;
+            return Ok(UnitsApplied::Fenced);
+        };
+        let moved = match &mut conn {
+            Conn::Sqlite(c) => sqlite::mark_units(c, run, &results, now).await?,
+            Conn::Pg(c) => postgres::mark_units(c, run, &results, now).await?,
+        };
+        let mut tally = UnitTally::default();
+        for o in moved {
+            tally.record(o);
+        }
+        if tally.processed == 0 {
+            tx.commit().await?;
+            return Ok(UnitsApplied::Counted {
+                counted: 0,
+                processed: current.units.processed,
+                total: current.units.total,
+            });
+        }
+        let deadline = rows::progress_deadline_of(&current, current.units.processed + tally.processed, now);
+        let row = conn
+            .one(
+                &q("UPDATE operation_runs SET units_processed = units_processed + $1, units_succeeded = units_succeeded + $2, \
+                    units_partial = units_partial + $3, units_failed = units_failed + $4, units_skipped = units_skipped + $5, \
+                    last_progress_at = $6, progress_stale_at = $7, updated_at = $6 \
+                    WHERE id = $8 RETURNING units_processed, units_total")
+                .bind(tally.processed)
+                .bind(tally.succeeded)
+                .bind(tally.partial)
+                .bind(tally.failed)
+                .bind(tally.skipped)
+                .bind(now)
+                .bind(deadline)
+                .bind(run),
+            )
+            .await?;
+        let processed = u64::try_from(row.int("units_processed")?).unwrap_or(0);
+        let total = row.opt_int("units_total")?.and_then(|t| u64::try_from(t).ok());
+        tx.signal(Signal::RunsChanged(vec![current.tenant_id]));
+        tx.commit().await?;
+        Ok(UnitsApplied::Counted {
+            counted: tally.processed,
+            processed,
+            total,
+        })
+    }
+
+    async fn fan_out(&self, parent: RunId, attempt: u32, children: &[NewRun], now: Timestamp) -> Result<PlanApplied> {
+        let mut tx = self.begin().await?;
+        let mut conn = tx.conn();
+        let Some(current) = fenced(&mut conn, parent, attempt, "fan_out", now).await? else {
+            tx.commit().await?;
+            return Ok(PlanApplied::Fenced);
+        };
+        if let Some(total) = current.units.total {
+            tx.commit().await?;
+            return Ok(PlanApplied::AlreadyPlanned { total });
+        }
+        let total = children.len() as u64;
+        set_total(&mut conn, parent, total, now).await?;
+        let prepared: Vec<(RunId, Option<String>)> = children
+            .iter()
+            .map(|c| {
+                (
+                    RunId::from_uuid(new_uuid()),
+                    rows::identity_key_of(&c.identity, Some(parent)),
+                )
+            })
+            .collect();
+        let rows_in: Vec<(RunId, &NewRun, Option<&str>)> = prepared
+            .iter()
+            .zip(children)
+            .map(|((id, key), c)| (*id, c, key.as_deref()))
+            .collect();
+        // SQLite skips a child whose identity is taken; PostgreSQL's insert
+        // fails on it.
+        let all_inserted = match &mut conn {
+            Conn::Sqlite(c) => sqlite::insert_runs(c, &rows_in, Some(parent), now).await?.len() == children.len(),
+            Conn::Pg(c) => match postgres::insert_runs(c, &rows_in, Some(parent), now).await {
+                Err(e) if postgres::is_identity_conflict(&e) => false,
+                other => other.map(|()| true)?,
+            },
+        };
+        if !all_inserted {
+            return Err(StoreError::Conflict(format!(
+                "two children of run {parent} share an identity"
+            )));
+        }
+        let units: Vec<(String, Option<RunId>)> = prepared.iter().map(|(id, _)| (id.to_string(), Some(*id))).collect();
+        insert_units(&mut conn, parent, &units, now).await?;
+        let detail = serde_json::json!({ "total": total });
+        insert_event(
+            &mut conn,
+            parent,
+            RunEventKind::ChildrenPlanned,
+            None,
+            Some(attempt),
+            detail,
+            now,
+        )
+        .await?;
+        tx.signal(Signal::Wake);
+        tx.signal(Signal::RunsChanged(vec![current.tenant_id]));
+        tx.commit().await?;
+        Ok(PlanApplied::Planned { total })
+    }
+
+    async fn set_phase(
+        &self,
+        run: RunId,
+        attempt: u32,
+        phase: u32,
+        phases: u32,
+        label: &str,
+        now: Timestamp,
+    ) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        let mut conn = tx.conn();
+        let Some(current) = fenced(&mut conn, run, attempt, "set_phase", now).await? else {
+            tx.commit().await?;
+            return Ok(false);
+        };
+        conn.execute(
+            &q("UPDATE operation_runs SET phase = $1, phases = $2, phase_label = $3, updated_at = $4 WHERE id = $5")
+                .bind(phase)
+                .bind(phases)
+                .bind(label)
+                .bind(now)
+                .bind(run),
+        )
+        .await?;
+        let detail = serde_json::json!({ "phase": phase, "phases": phases, "label": label });
+        insert_event(
+            &mut conn,
+            run,
+            RunEventKind::PhaseStarted,
+            None,
+            Some(attempt),
+            detail,
+            now,
+        )
+        .await?;
+        tx.signal(Signal::RunsChanged(vec![current.tenant_id]));
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn add_counts(&self, w: &CountsWrite, now: Timestamp) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        let mut conn = tx.conn();
+        let Some(current) = fenced(&mut conn, w.run_id, w.attempt, "add_counts", now).await? else {
+            tx.commit().await?;
+            return Ok(false);
+        };
+        let mut counts = current.counts;
+        counts.add(&w.counts);
+        conn.execute(
+            &q("UPDATE operation_runs SET counts = $1, updated_at = $2 WHERE id = $3")
+                .bind(counts.to_json())
+                .bind(now)
+                .bind(w.run_id),
+        )
+        .await?;
+        tx.signal(Signal::RunsChanged(vec![current.tenant_id]));
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn heartbeat(
+        &self,
+        run: RunId,
+        attempt: u32,
+        lease_until: Timestamp,
+        now: Timestamp,
+    ) -> Result<HeartbeatAck> {
+        let row = self
+            .writer()
+            .await?
+            .conn()
+            .opt(
+                &q(
+                    "UPDATE operation_runs SET heartbeat_at = $1, lease_expires_at = $2, updated_at = $1 \
+                    WHERE id = $3 AND status = 'running' AND attempt = $4 RETURNING cancel_requested_at",
+                )
+                .bind(now)
+                .bind(lease_until)
+                .bind(run)
+                .bind(attempt),
+            )
+            .await?;
+        Ok(match row {
+            Some(r) => HeartbeatAck::Extended {
+                cancel_requested: r.opt_ts("cancel_requested_at")?.is_some(),
+            },
+            None => HeartbeatAck::Fenced,
+        })
+    }
+
+    async fn request_cancel(
+        &self,
+        run: RunId,
+        actor: Actor,
+        audit: Option<&AuditEntry>,
+        now: Timestamp,
+    ) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        let mut conn = tx.conn();
+        let applied = conn
+            .execute(
+                &q("UPDATE operation_runs SET cancel_requested_at = COALESCE(cancel_requested_at, $1), updated_at = $1 \
+                    WHERE id = $2 AND status = 'running'")
+                .bind(now)
+                .bind(run),
+            )
+            .await?
+            == 1;
+        if applied {
+            let detail = serde_json::json!({ "by": actor.kind() });
+            insert_event(
+                &mut conn,
+                run,
+                RunEventKind::CancelRequested,
+                actor.user_id(),
+                None,
+                detail,
+                now,
+            )
+            .await?;
+            if let Some(a) = audit {
+                insert_audit(&mut conn, a).await?;
+            }
+            tx.signal(Signal::RunsChanged(Vec::new()));
+        }
+        tx.commit().await?;
+        Ok(applied)
+    }
+}
