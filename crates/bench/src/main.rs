@@ -23,7 +23,7 @@ use tenantatlas_domain::catalog::OperationType;
 use tenantatlas_domain::ids::{TenantId, UserId};
 use tenantatlas_domain::params::{Params, RawParams};
 use tenantatlas_domain::progress::UnitOutcome;
-use tenantatlas_engine::{Engine, EngineConfig, Initiator, SystemClock};
+use tenantatlas_engine::{Engine, EngineConfig, Initiator, SystemClock, Viewer};
 use tenantatlas_store::SqlStore;
 use tenantatlas_store::Store;
 use tenantatlas_store::model::{Actor, MembershipWrite, UnitResult};
@@ -414,7 +414,7 @@ async fn units(c: &Common, n: usize, batch: usize) -> Result<serde_json::Value> 
             w.engine.complete_units(run.id, run.attempt, &results).await?;
         }
         rates.push(n as f64 / t.elapsed().as_secs_f64());
-        let after = w.engine.store().get_run(run.id).await?.context("run")?;
+        let after = w.engine.get_run_for(Viewer::Everything, run.id).await?;
         anyhow::ensure!(
             after.units.processed == n as u64,
             "processed {} of {n}",
@@ -651,7 +651,7 @@ async fn e2e(c: &Common, n: usize, processes: usize, concurrency: usize, samples
                 .await?
                 .run;
             let claimed = loop {
-                let r = w.engine.store().get_run(run.id).await?.context("run")?;
+                let r = w.engine.get_run_for(Viewer::Everything, run.id).await?;
                 if let Some(s) = r.started_at {
                     break s;
                 }

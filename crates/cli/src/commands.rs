@@ -10,17 +10,19 @@ use tenantatlas_domain::FieldError;
 use tenantatlas_domain::Timestamp;
 use tenantatlas_domain::access::{Role, TenantScope};
 use tenantatlas_domain::catalog::OperationType;
+use tenantatlas_domain::directory::{Actor, Tenant, User};
 use tenantatlas_domain::ids::{RunId, TenantId, UserId};
 use tenantatlas_domain::lifecycle::Outcome;
 use tenantatlas_domain::lifecycle::StatusBucket;
 use tenantatlas_domain::names::{Email, Password, ProviderSpec, TenantName, WorkspaceName};
 use tenantatlas_domain::params::RawParams;
 use tenantatlas_domain::problem::ProblemClass;
+use tenantatlas_domain::query::{Cursor, RunFilter};
 use tenantatlas_domain::schedule::CronSpec;
+use tenantatlas_domain::schedule::Schedule;
 use tenantatlas_engine::node::{NodeConfig, run_node};
 use tenantatlas_engine::worker::WorkerConfig;
 use tenantatlas_engine::{CancelOutcome, Engine, EngineConfig, EngineError, Initiator, SystemClock, Viewer};
-use tenantatlas_store::model::{Actor, Cursor, RunFilter, Schedule, Tenant, User};
 use tokio_util::sync::CancellationToken;
 
 use crate::CliError;
@@ -29,26 +31,27 @@ use crate::output;
 
 type Result<T> = std::result::Result<T, CliError>;
 
-async fn engine(cli: &Cli) -> Result<Engine> {
-    let store = tenantatlas_store::open(&cli.database_url)
-        .await
-        .map_err(|e| CliError::Failed(format!("cannot open the database: {e}")))?;
+async fn open(cli: &Cli, enable_synthetic: bool) -> Result<Engine> {
     let config = EngineConfig {
         executable: tenantatlas_ops::registry().types(),
-        enable_synthetic: cli.enable_synthetic,
+        enable_synthetic,
         ..EngineConfig::default()
     };
-    Ok(Engine::new(store, Arc::new(SystemClock), config))
+    tenantatlas_engine::open(&cli.database_url, Arc::new(SystemClock), config)
+        .await
+        .map_err(|e| CliError::Failed(format!("cannot open the database: {e}")))
+}
+
+async fn engine(cli: &Cli) -> Result<Engine> {
+    open(cli, cli.enable_synthetic).await
 }
 
 /// Runs the parsed command; answers the exit code.
 pub async fn run(cli: Cli) -> Result<u8> {
     if let Command::Migrate = cli.command {
-        let store = tenantatlas_store::connect(&cli.database_url)
+        tenantatlas_engine::migrate(&cli.database_url)
             .await
-            .map_err(|e| CliError::Failed(format!("cannot open the database: {e}")))?;
-        store.migrate().await?;
-        store.close().await;
+            .map_err(|e| CliError::Failed(format!("cannot migrate the database: {e}")))?;
         println!("migrations applied");
         return Ok(0);
     }
@@ -73,7 +76,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
         Command::Token(c) => token(&engine, c).await.map(|()| 0),
         Command::Demo { bind } => demo(&cli, bind).await.map(|()| 0),
     };
-    engine.store().close().await;
+    engine.close().await;
     result
 }
 
@@ -237,18 +240,7 @@ fn demo_password() -> String {
 }
 
 async fn demo(cli: &Cli, bind: &str) -> Result<()> {
-    let store = tenantatlas_store::open(&cli.database_url)
-        .await
-        .map_err(|e| CliError::Failed(format!("cannot open the database: {e}")))?;
-    let e = Engine::new(
-        store,
-        Arc::new(SystemClock),
-        EngineConfig {
-            executable: tenantatlas_ops::registry().types(),
-            enable_synthetic: true,
-            ..EngineConfig::default()
-        },
-    );
+    let e = open(cli, true).await?;
     let ws_name = "Demo MSP";
     let fresh = e.resolve_workspace(ws_name).await.is_err();
     let ws = if fresh {
@@ -334,7 +326,7 @@ async fn demo(cli: &Cli, bind: &str) -> Result<()> {
         Some(Listen::Hub(bind, false)),
     )
     .await?;
-    e.store().close().await;
+    e.close().await;
     Ok(())
 }
 
@@ -462,7 +454,7 @@ async fn schedule(e: &Engine, c: &ScheduleCmd) -> Result<()> {
             }
         }
         ScheduleCmd::List { out } => {
-            let all = e.store().list_schedules().await?;
+            let all = e.list_schedules().await?;
             if out.json {
                 output::json(&json!({ "schedules": all.iter().map(schedule_json).collect::<Vec<_>>() }))
             } else {
@@ -531,7 +523,7 @@ async fn workspace(e: &Engine, c: &WorkspaceCmd) -> Result<()> {
             }
         }
         WorkspaceCmd::List { out } => {
-            let all = e.store().list_workspaces().await?;
+            let all = e.list_workspaces().await?;
             if out.json {
                 let items: Vec<_> = all.iter().map(|w| json!({ "id": w.id, "name": w.name })).collect();
                 output::json(&json!({ "workspaces": items }))
@@ -579,7 +571,7 @@ async fn tenant(e: &Engine, c: &TenantCmd) -> Result<()> {
                 .resolve_workspace(workspace)
                 .await
                 .map_err(|x| named(x, "--workspace", workspace))?;
-            let all = e.store().list_tenants(ws.id).await?;
+            let all = e.list_tenants(ws.id).await?;
             if out.json {
                 output::json(&json!({ "tenants": all.iter().map(tenant_json).collect::<Vec<_>>() }))
             } else {
@@ -778,7 +770,7 @@ async fn tenant_names(e: &Engine, ids: impl Iterator<Item = TenantId>) -> Result
     let mut names = HashMap::new();
     for id in ids {
         if let std::collections::hash_map::Entry::Vacant(slot) = names.entry(id)
-            && let Some(t) = e.store().get_tenant(id).await?
+            && let Some(t) = e.get_tenant(id).await?
         {
             slot.insert(t.name);
         }
@@ -814,13 +806,13 @@ async fn runs(e: &Engine, c: &RunsCmd) -> Result<()> {
                     .chain(detail.run.initiator)
                 {
                     if let std::collections::hash_map::Entry::Vacant(slot) = emails.entry(u)
-                        && let Some(user) = e.store().find_user(&u.to_string()).await?
+                        && let Some(user) = e.find_user(&u.to_string()).await?
                     {
                         slot.insert(user.email);
                     }
                 }
                 let tenant = match detail.run.tenant_id {
-                    Some(t) => e.store().get_tenant(t).await?.map(|t| t.name),
+                    Some(t) => e.get_tenant(t).await?.map(|t| t.name),
                     None => None,
                 };
                 print!(

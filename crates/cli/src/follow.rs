@@ -47,11 +47,12 @@ pub async fn follow(engine: &Engine, id: RunId, show: bool) -> Result<Run, CliEr
     let mut hinted = false;
     loop {
         let run = engine
-            .store()
-            .get_run(id)
+            .get_run_for(tenantatlas_engine::Viewer::Everything, id)
             .await
-            .map_err(|e| CliError::Failed(format!("cannot read the run: {e}")))?
-            .ok_or_else(|| CliError::Failed(format!("run {id} not found")))?;
+            .map_err(|e| match e {
+                tenantatlas_engine::EngineError::NotFound(_) => CliError::Failed(format!("run {id} not found")),
+                e => CliError::Failed(format!("cannot read the run: {e}")),
+            })?;
         if let RunState::Completed(_) = run.state {
             bar.finish_and_clear();
             return Ok(run);

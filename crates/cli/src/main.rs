@@ -69,12 +69,6 @@ impl From<tenantatlas_domain::FieldError> for CliError {
     }
 }
 
-impl From<tenantatlas_store::StoreError> for CliError {
-    fn from(e: tenantatlas_store::StoreError) -> Self {
-        CliError::from(EngineError::from(e))
-    }
-}
-
 fn init_tracing(long_running: bool) {
     // One-shot commands stay quiet unless RUST_LOG asks; workers and nodes
     // log at info. Logs go to stderr so `--json` output stays one document.

@@ -4,8 +4,8 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use tenantatlas_domain::ids::{TenantId, UserId};
+use tenantatlas_domain::timeline::RunEvent;
 use tenantatlas_domain::view::{ProgressView, RunView};
-use tenantatlas_store::model::RunEvent;
 
 /// Prints one JSON document on stdout.
 pub fn json(value: &impl serde::Serialize) -> Result<(), crate::CliError> {

@@ -15,6 +15,8 @@
 //! | [`reason`]    | law 8: reason codes with next steps                             |
 //! | [`sanitize`]  | law 8: the failure-message sanitizer                            |
 //! | [`access`]    | law 10: roles, capabilities, the authorization decision         |
+//! | [`directory`] | workspaces, tenants, users, memberships, the audit trail        |
+//! | [`query`]     | reading runs: scope, filters, cursors, pages, change signals    |
 //! | [`run`]       | the run record every surface reads                              |
 //! | [`view`]      | the public JSON shape of a run (CONTRACT.md)                    |
 //! | [`schedule`]    | cron schedules: the next fire time                           |
@@ -25,6 +27,7 @@
 pub mod access;
 pub mod catalog;
 pub mod counts;
+pub mod directory;
 pub mod error;
 pub mod ids;
 pub mod lifecycle;
@@ -33,6 +36,7 @@ pub mod notify;
 pub mod params;
 pub mod problem;
 pub mod progress;
+pub mod query;
 pub mod reason;
 pub mod run;
 pub mod sanitize;

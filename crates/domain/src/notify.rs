@@ -9,8 +9,10 @@
 
 use serde::Serialize;
 
+use crate::Timestamp;
 use crate::catalog::OperationType;
 use crate::ids::RunId;
+use crate::ids::{NotificationId, TenantId, UserId, WorkspaceId};
 use crate::lifecycle::Outcome;
 use crate::reason::ReasonCode;
 use crate::run::UnitTally;
@@ -116,6 +118,31 @@ pub fn terminal_notification(
         title,
         body: body.trim().to_owned(),
     }
+}
+
+/// A persisted notification.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Notification {
+    /// Id.
+    pub id: NotificationId,
+    /// Recipient.
+    pub user_id: UserId,
+    /// The run.
+    pub run_id: RunId,
+    /// Workspace of the run.
+    pub workspace_id: Option<WorkspaceId>,
+    /// Tenant of the run.
+    pub tenant_id: Option<TenantId>,
+    /// Title.
+    pub title: String,
+    /// Body.
+    pub body: String,
+    /// "View run" link.
+    pub view_url: String,
+    /// When read.
+    pub read_at: Option<Timestamp>,
+    /// When written.
+    pub created_at: Timestamp,
 }
 
 #[cfg(test)]

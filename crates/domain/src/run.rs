@@ -7,7 +7,9 @@ use crate::counts::SummaryCounts;
 use crate::ids::{RunId, TenantId, UserId, WorkspaceId};
 use crate::lifecycle::{RunState, RunStatus};
 use crate::params::Params;
+use crate::progress::UnitOutcome;
 use crate::reason::{Failure, ReasonCode};
+use crate::sanitize::SafeText;
 use crate::timestamp::Timestamp;
 
 /// A worker's claim on a running run.
@@ -126,4 +128,21 @@ pub struct Run {
     pub started_at: Option<Timestamp>,
     /// When completed.
     pub completed_at: Option<Timestamp>,
+}
+
+/// A unit ledger row.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UnitRecord {
+    /// Key.
+    pub unit_key: String,
+    /// `None` while pending.
+    pub outcome: Option<UnitOutcome>,
+    /// Reason of a failure.
+    pub reason_code: Option<ReasonCode>,
+    /// Sanitized message of a failure.
+    pub message: Option<SafeText>,
+    /// The child run, for fan-out units.
+    pub child_run_id: Option<RunId>,
+    /// Last change.
+    pub updated_at: Timestamp,
 }

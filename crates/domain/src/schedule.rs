@@ -10,6 +10,9 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use croner::Cron;
 
+use crate::catalog::OperationType;
+use crate::ids::{RunId, TenantId, WorkspaceId};
+use crate::params::Params;
 use crate::{FieldError, Timestamp};
 
 /// A parsed cron pattern.
@@ -63,6 +66,50 @@ impl PartialEq for CronSpec {
     fn eq(&self, other: &Self) -> bool {
         self.text == other.text
     }
+}
+
+/// A cron schedule.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Schedule {
+    /// Id.
+    pub id: uuid::Uuid,
+    /// Unique name.
+    pub name: String,
+    /// Five-field cron pattern (UTC).
+    pub cron: String,
+    /// Workspace of the tenant (`None` for system operations).
+    pub workspace_id: Option<WorkspaceId>,
+    /// Tenant (`None` for system operations).
+    pub tenant_id: Option<TenantId>,
+    /// The operation it starts.
+    pub op_type: OperationType,
+    /// Its parameters.
+    pub params: Params,
+    /// Whether it fires.
+    pub enabled: bool,
+    /// Next fire time.
+    pub next_fire_at: Timestamp,
+    /// Last fire time.
+    pub last_fired_at: Option<Timestamp>,
+    /// The run the last fire started or joined.
+    pub last_run_id: Option<RunId>,
+}
+
+/// A schedule to create or replace (by name).
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewSchedule {
+    /// Unique name.
+    pub name: String,
+    /// Five-field cron pattern (UTC), already validated.
+    pub cron: String,
+    /// Workspace and tenant, or `None` for a system operation.
+    pub target: Option<(WorkspaceId, TenantId)>,
+    /// The operation.
+    pub op_type: OperationType,
+    /// Validated parameters.
+    pub params: Params,
+    /// First fire time.
+    pub next_fire_at: Timestamp,
 }
 
 #[cfg(test)]

@@ -1,5 +1,7 @@
 //! The vocabulary of a run's timeline: every event a run can record.
 
+use crate::Timestamp;
+use crate::ids::{RunId, UserId};
 use serde::{Deserialize, Serialize};
 
 /// One kind of timeline event.
@@ -75,6 +77,42 @@ impl RunEventKind {
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|k| k.as_str() == s)
     }
+}
+
+/// One timeline entry.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunEvent {
+    /// Sequence number (orders the timeline).
+    pub id: i64,
+    /// The run.
+    pub run_id: RunId,
+    /// When.
+    pub at: Timestamp,
+    /// What.
+    pub kind: RunEventKind,
+    /// Who, when a user.
+    pub actor_id: Option<UserId>,
+    /// The attempt it concerns.
+    pub attempt: Option<u32>,
+    /// Identifiers, counts and codes only.
+    pub detail: serde_json::Value,
+}
+
+/// A timeline entry to append.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewEvent {
+    /// The run.
+    pub run_id: RunId,
+    /// What.
+    pub kind: RunEventKind,
+    /// Who, when a user.
+    pub actor_id: Option<UserId>,
+    /// The attempt it concerns.
+    pub attempt: Option<u32>,
+    /// Identifiers, counts and codes only.
+    pub detail: serde_json::Value,
+    /// When.
+    pub at: Timestamp,
 }
 
 #[cfg(test)]

@@ -3,9 +3,9 @@
 
 use tenantatlas_domain::FieldError;
 use tenantatlas_domain::access::{Membership, Role};
-use tenantatlas_domain::ids::WorkspaceId;
+use tenantatlas_domain::directory::{Actor, AuditEntry, AuditRecord, MembershipWrite, Tenant, User, Workspace};
+use tenantatlas_domain::ids::{TenantId, UserId, WorkspaceId};
 use tenantatlas_domain::names::{Email, Password, ProviderSpec, TenantName, WorkspaceName};
-use tenantatlas_store::model::{Actor, MembershipWrite, Tenant, User, Workspace};
 
 use crate::error::{EngineError, Result};
 use crate::{Engine, password};
@@ -98,5 +98,45 @@ impl Engine {
             .membership(user.id, workspace.id)
             .await?
             .ok_or_else(|| EngineError::Internal("membership vanished after writing it".into()))
+    }
+
+    /// Every workspace, by name (server command line, system plane).
+    pub async fn list_workspaces(&self) -> Result<Vec<Workspace>> {
+        Ok(self.store().list_workspaces().await?)
+    }
+
+    /// A workspace by id or name, if it exists.
+    pub async fn find_workspace(&self, key: &str) -> Result<Option<Workspace>> {
+        Ok(self.store().find_workspace(key).await?)
+    }
+
+    /// The tenants of a workspace, by name.
+    pub async fn list_tenants(&self, workspace: WorkspaceId) -> Result<Vec<Tenant>> {
+        Ok(self.store().list_tenants(workspace).await?)
+    }
+
+    /// A tenant by id, if it exists.
+    pub async fn get_tenant(&self, id: TenantId) -> Result<Option<Tenant>> {
+        Ok(self.store().get_tenant(id).await?)
+    }
+
+    /// A user by id or e-mail, if one exists.
+    pub async fn find_user(&self, key: &str) -> Result<Option<User>> {
+        Ok(self.store().find_user(key).await?)
+    }
+
+    /// A user's memberships.
+    pub async fn memberships_of(&self, user: UserId) -> Result<Vec<Membership>> {
+        Ok(self.store().memberships_of(user).await?)
+    }
+
+    /// Appends an entry to the audit log.
+    pub async fn record_audit(&self, entry: &AuditEntry) -> Result<()> {
+        Ok(self.store().append_audit(entry).await?)
+    }
+
+    /// The newest audit entries.
+    pub async fn audit_log(&self, limit: u32) -> Result<Vec<AuditRecord>> {
+        Ok(self.store().audit_log(limit).await?)
     }
 }

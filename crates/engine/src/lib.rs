@@ -10,7 +10,8 @@
 //! | `progress`    | law 4 and 11: units, phases, counts, fan-out                     |
 //! | `monitor`     | law 6 and 9: scoped reads from the database only                 |
 //! | [`timeline`]  | a run's timeline: stored events and what its row records         |
-//! | `directory`   | workspaces, tenants, users, memberships                          |
+//! | `directory`   | workspaces, tenants, users, memberships, the audit log           |
+//! | `inbox`       | a user's notifications                                           |
 //! | [`password`]  | Argon2id hashing                                                 |
 //! | [`clock`]     | injected time                                                    |
 
@@ -19,6 +20,7 @@ mod batcher;
 pub mod clock;
 mod directory;
 mod error;
+mod inbox;
 pub mod lifecycle;
 mod monitor;
 pub mod node;
@@ -49,6 +51,24 @@ pub use reconciler::{ReconciledRun, SweepReport};
 pub use scheduler::Fired;
 pub use start::{Initiator, Started};
 pub use tally::{CLAIM_LATENCY_BUCKETS, Histogram, TallySnapshot};
+pub use tenantatlas_store::BackendKind;
+pub use tenantatlas_store::model::{MetricsGroup, MetricsSnapshot};
+
+/// Opens the database at `url` (`sqlite://PATH`, created when missing, or
+/// `postgres://…`), applies pending migrations, and builds the engine over
+/// it.
+pub async fn open(url: &str, clock: Arc<dyn Clock>, config: EngineConfig) -> Result<Engine> {
+    let store = tenantatlas_store::open(url).await?;
+    Ok(Engine::new(store, clock, config))
+}
+
+/// Applies pending migrations to the database at `url`, and only that.
+pub async fn migrate(url: &str) -> Result<()> {
+    let store = tenantatlas_store::connect(url).await?;
+    store.migrate().await?;
+    store.close().await;
+    Ok(())
+}
 
 /// Engine settings.
 #[derive(Clone, Debug)]
@@ -147,9 +167,36 @@ impl Engine {
         &self.inner.tally
     }
 
-    /// The store.
-    pub fn store(&self) -> &Store {
+    /// The store: the engine's alone, so that everything above it (the
+    /// hub, the command line) reaches data through the engine's rules.
+    pub(crate) fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<()> {
+        Ok(self.store().ping().await?)
+    }
+
+    /// The database's figures for `/metrics` (active runs, queue depth).
+    pub async fn store_metrics(&self) -> Result<MetricsSnapshot> {
+        Ok(self.store().metrics(self.now()).await?)
+    }
+
+    /// Change signals (runs changed, work due), from this node and, on
+    /// PostgreSQL, every other.
+    pub fn signals(&self) -> tokio::sync::broadcast::Receiver<tenantatlas_domain::query::Signal> {
+        self.store().signals()
+    }
+
+    /// Closes the database connections (at exit).
+    pub async fn close(&self) {
+        self.store().close().await;
+    }
+
+    /// Which database the engine runs on.
+    pub fn backend(&self) -> BackendKind {
+        self.store().kind()
     }
 
     /// Now, by the engine's clock.

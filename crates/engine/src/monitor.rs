@@ -145,6 +145,12 @@ impl Engine {
         }
     }
 
+    /// A run's unit ledger, by key (for the command line and tests: whether
+    /// each unit was counted once).
+    pub async fn unit_ledger(&self, run: RunId, limit: u32) -> Result<Vec<tenantatlas_domain::run::UnitRecord>> {
+        Ok(self.store().run_units(run, false, limit).await?)
+    }
+
     /// A run's timeline, oldest first: its stored events and what its row
     /// and notifications record (see [`crate::timeline`]).
     pub async fn timeline(&self, run: &Run) -> Result<Vec<RunEvent>> {

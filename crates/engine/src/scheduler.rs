@@ -85,6 +85,11 @@ impl Engine {
             .await?)
     }
 
+    /// Every schedule, by name.
+    pub async fn list_schedules(&self) -> Result<Vec<Schedule>> {
+        Ok(self.store().list_schedules().await?)
+    }
+
     /// Creates the system schedules (the daily telemetry prune) when missing.
     pub async fn ensure_system_schedules(&self) -> Result<()> {
         if !self.config().executable.contains(OperationType::TelemetryPrune) {

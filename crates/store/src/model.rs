@@ -1,130 +1,23 @@
-//! The values the store takes and returns, shared by both backends.
+//! The values the store takes and returns. The nouns every layer shares
+//! (entities, query vocabulary) live in `tenantatlas_domain` and are
+//! re-exported here; what is left are the store's own commands and answers.
+
+pub use tenantatlas_domain::directory::*;
+pub use tenantatlas_domain::notify::Notification;
+pub use tenantatlas_domain::query::*;
+pub use tenantatlas_domain::run::UnitRecord;
+pub use tenantatlas_domain::schedule::{NewSchedule, Schedule};
+pub use tenantatlas_domain::timeline::{NewEvent, RunEvent};
 
 use tenantatlas_domain::Timestamp;
-use tenantatlas_domain::access::{Membership, Role};
 use tenantatlas_domain::catalog::{IdentityKey, OperationType};
 use tenantatlas_domain::counts::SummaryCounts;
-use tenantatlas_domain::ids::{NotificationId, RunId, TenantId, UserId, WorkspaceId};
-use tenantatlas_domain::lifecycle::{StatusBucket, Transition};
+use tenantatlas_domain::ids::{RunId, TenantId, UserId, WorkspaceId};
+use tenantatlas_domain::lifecycle::Transition;
 use tenantatlas_domain::params::Params;
-use tenantatlas_domain::problem::{ProblemClass, Thresholds};
 use tenantatlas_domain::progress::UnitOutcome;
 use tenantatlas_domain::reason::{Failure, ReasonCode};
 use tenantatlas_domain::run::{Reconciliation, Run};
-use tenantatlas_domain::sanitize::SafeText;
-use tenantatlas_domain::timeline::RunEventKind;
-
-/// A workspace.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Workspace {
-    /// Id.
-    pub id: WorkspaceId,
-    /// Unique name.
-    pub name: String,
-    /// Created.
-    pub created_at: Timestamp,
-}
-
-/// A tenant.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Tenant {
-    /// Id.
-    pub id: TenantId,
-    /// Its workspace.
-    pub workspace_id: WorkspaceId,
-    /// Name, unique within the workspace.
-    pub name: String,
-    /// Provider spec text (`directory:…`, `graph:…`), if configured.
-    pub provider: Option<String>,
-    /// Created.
-    pub created_at: Timestamp,
-}
-
-/// A user account (the password hash is never part of this value).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct User {
-    /// Id.
-    pub id: UserId,
-    /// Lower-case e-mail address.
-    pub email: String,
-    /// Whether the user belongs to the system plane.
-    pub platform_operator: bool,
-    /// When disabled, if disabled.
-    pub disabled_at: Option<Timestamp>,
-    /// Last password change.
-    pub password_changed_at: Timestamp,
-    /// Created.
-    pub created_at: Timestamp,
-}
-
-/// A member of a workspace, for listings.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Member {
-    /// The membership.
-    pub membership: Membership,
-    /// The member's e-mail.
-    pub email: String,
-}
-
-/// Who did something, for the audit log and the timeline.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Actor {
-    /// A signed-in user (or `--as`).
-    User(UserId),
-    /// The engine itself (scheduler, reconciler, workers).
-    System,
-    /// An administrator at the command line of the server.
-    Cli,
-}
-
-impl Actor {
-    /// The audit `actor_kind`.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Actor::User(_) => "user",
-            Actor::System => "system",
-            Actor::Cli => "cli",
-        }
-    }
-
-    /// The user, when a user.
-    pub fn user_id(&self) -> Option<UserId> {
-        match self {
-            Actor::User(u) => Some(*u),
-            _ => None,
-        }
-    }
-}
-
-/// One audit-log entry to append.
-#[derive(Clone, Debug, PartialEq)]
-pub struct AuditEntry {
-    /// When.
-    pub at: Timestamp,
-    /// Who.
-    pub actor: Actor,
-    /// Workspace concerned.
-    pub workspace_id: Option<WorkspaceId>,
-    /// Tenant concerned.
-    pub tenant_id: Option<TenantId>,
-    /// What (`workspace.create`, `run.cancel`, …).
-    pub action: String,
-    /// Kind of target (`run`, `tenant`, …).
-    pub target_type: Option<String>,
-    /// Target id.
-    pub target_id: Option<String>,
-    /// Identifiers and enums only.
-    pub detail: serde_json::Value,
-}
-
-/// A stored audit-log entry.
-#[derive(Clone, Debug, PartialEq)]
-pub struct AuditRecord {
-    /// Sequence number.
-    pub id: i64,
-    /// The entry.
-    pub entry: AuditEntry,
-}
 
 /// A run to create.
 #[derive(Clone, Debug, PartialEq)]
@@ -272,213 +165,6 @@ pub enum PlanApplied {
     Fenced,
 }
 
-/// Which runs a caller may see (row-level scope).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum RunScope {
-    /// Every run (system plane, server command line).
-    Everything,
-    /// Runs of these whole workspaces, plus of these individual tenants.
-    Granted {
-        /// Workspaces entitled in full.
-        workspaces: Vec<WorkspaceId>,
-        /// Individually entitled tenants.
-        tenants: Vec<TenantId>,
-    },
-}
-
-/// A keyset-pagination position: after this (created_at, id).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Cursor {
-    /// Created-at of the last row shown.
-    pub created_at: Timestamp,
-    /// Id of the last row shown.
-    pub id: RunId,
-}
-
-impl Cursor {
-    /// Encodes as opaque text.
-    pub fn encode(&self) -> String {
-        format!("{}_{}", self.created_at.unix_micros(), self.id.as_uuid().simple())
-    }
-
-    /// Decodes text made by [`Cursor::encode`].
-    pub fn decode(field: &str, s: &str) -> Result<Self, tenantatlas_domain::FieldError> {
-        let bad = || tenantatlas_domain::FieldError::new(field, "is not a cursor returned by a previous page");
-        let (ts, id) = s.split_once('_').ok_or_else(bad)?;
-        let created_at = Timestamp::from_unix_micros(ts.parse().map_err(|_| bad())?);
-        let id = RunId::from_uuid(uuid::Uuid::parse_str(id).map_err(|_| bad())?);
-        Ok(Self { created_at, id })
-    }
-}
-
-/// Filters of the operations list (the same on every surface).
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct RunFilter {
-    /// Only this workspace.
-    pub workspace: Option<WorkspaceId>,
-    /// Only this tenant.
-    pub tenant: Option<TenantId>,
-    /// Only this type.
-    pub op_type: Option<OperationType>,
-    /// Only this status bucket.
-    pub bucket: Option<StatusBucket>,
-    /// Only this problem class (evaluated at `now`).
-    pub problem: Option<ProblemClass>,
-    /// Created at or after.
-    pub since: Option<Timestamp>,
-    /// Created before.
-    pub until: Option<Timestamp>,
-    /// Only children of this run.
-    pub parent: Option<RunId>,
-}
-
-/// A list query.
-#[derive(Clone, Debug, PartialEq)]
-pub struct RunQuery {
-    /// Row-level scope.
-    pub scope: RunScope,
-    /// Filters.
-    pub filter: RunFilter,
-    /// Page size (1–500).
-    pub limit: u32,
-    /// Continue after.
-    pub cursor: Option<Cursor>,
-    /// The moment problem classes are evaluated at.
-    pub now: Timestamp,
-    /// Stale thresholds.
-    pub thresholds: Thresholds,
-}
-
-/// One page of runs, newest first.
-#[derive(Clone, Debug, PartialEq)]
-pub struct RunPage {
-    /// The runs.
-    pub runs: Vec<Run>,
-    /// Where the next page starts, if there is one.
-    pub next_cursor: Option<Cursor>,
-}
-
-/// Counting runs per problem class.
-#[derive(Clone, Debug, PartialEq)]
-pub struct CountQuery {
-    /// Row-level scope.
-    pub scope: RunScope,
-    /// Filters (problem and bucket filters are ignored).
-    pub filter: RunFilter,
-    /// Completed runs count only when completed on or after the start of
-    /// this moment's UTC day (the per-day counters' grain); active runs
-    /// always count.
-    pub completed_since: Timestamp,
-    /// The moment classes are evaluated at.
-    pub now: Timestamp,
-    /// Stale thresholds.
-    pub thresholds: Thresholds,
-}
-
-/// One count row: how many runs of a tenant are in a problem class.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ProblemCount {
-    /// The workspace.
-    pub workspace_id: Option<WorkspaceId>,
-    /// The tenant.
-    pub tenant_id: Option<TenantId>,
-    /// The class.
-    pub class: ProblemClass,
-    /// How many.
-    pub count: u64,
-}
-
-/// One timeline entry.
-#[derive(Clone, Debug, PartialEq)]
-pub struct RunEvent {
-    /// Sequence number (orders the timeline).
-    pub id: i64,
-    /// The run.
-    pub run_id: RunId,
-    /// When.
-    pub at: Timestamp,
-    /// What.
-    pub kind: RunEventKind,
-    /// Who, when a user.
-    pub actor_id: Option<UserId>,
-    /// The attempt it concerns.
-    pub attempt: Option<u32>,
-    /// Identifiers, counts and codes only.
-    pub detail: serde_json::Value,
-}
-
-/// A timeline entry to append.
-#[derive(Clone, Debug, PartialEq)]
-pub struct NewEvent {
-    /// The run.
-    pub run_id: RunId,
-    /// What.
-    pub kind: RunEventKind,
-    /// Who, when a user.
-    pub actor_id: Option<UserId>,
-    /// The attempt it concerns.
-    pub attempt: Option<u32>,
-    /// Identifiers, counts and codes only.
-    pub detail: serde_json::Value,
-    /// When.
-    pub at: Timestamp,
-}
-
-/// A persisted notification.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Notification {
-    /// Id.
-    pub id: NotificationId,
-    /// Recipient.
-    pub user_id: UserId,
-    /// The run.
-    pub run_id: RunId,
-    /// Workspace of the run.
-    pub workspace_id: Option<WorkspaceId>,
-    /// Tenant of the run.
-    pub tenant_id: Option<TenantId>,
-    /// Title.
-    pub title: String,
-    /// Body.
-    pub body: String,
-    /// "View run" link.
-    pub view_url: String,
-    /// When read.
-    pub read_at: Option<Timestamp>,
-    /// When written.
-    pub created_at: Timestamp,
-}
-
-/// A unit ledger row.
-#[derive(Clone, Debug, PartialEq)]
-pub struct UnitRecord {
-    /// Key.
-    pub unit_key: String,
-    /// `None` while pending.
-    pub outcome: Option<UnitOutcome>,
-    /// Reason of a failure.
-    pub reason_code: Option<ReasonCode>,
-    /// Sanitized message of a failure.
-    pub message: Option<SafeText>,
-    /// The child run, for fan-out units.
-    pub child_run_id: Option<RunId>,
-    /// Last change.
-    pub updated_at: Timestamp,
-}
-
-/// A membership to write.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MembershipWrite {
-    /// Workspace.
-    pub workspace_id: WorkspaceId,
-    /// User.
-    pub user_id: UserId,
-    /// Role.
-    pub role: Role,
-    /// `None`: every tenant; otherwise these.
-    pub tenants: Option<Vec<TenantId>>,
-}
-
 /// Counts reported by a handler, added to the run's.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CountsWrite {
@@ -532,50 +218,6 @@ pub enum HeartbeatAck {
     Fenced,
 }
 
-/// A cron schedule.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Schedule {
-    /// Id.
-    pub id: uuid::Uuid,
-    /// Unique name.
-    pub name: String,
-    /// Five-field cron pattern (UTC).
-    pub cron: String,
-    /// Workspace of the tenant (`None` for system operations).
-    pub workspace_id: Option<WorkspaceId>,
-    /// Tenant (`None` for system operations).
-    pub tenant_id: Option<TenantId>,
-    /// The operation it starts.
-    pub op_type: OperationType,
-    /// Its parameters.
-    pub params: Params,
-    /// Whether it fires.
-    pub enabled: bool,
-    /// Next fire time.
-    pub next_fire_at: Timestamp,
-    /// Last fire time.
-    pub last_fired_at: Option<Timestamp>,
-    /// The run the last fire started or joined.
-    pub last_run_id: Option<RunId>,
-}
-
-/// A schedule to create or replace (by name).
-#[derive(Clone, Debug, PartialEq)]
-pub struct NewSchedule {
-    /// Unique name.
-    pub name: String,
-    /// Five-field cron pattern (UTC), already validated.
-    pub cron: String,
-    /// Workspace and tenant, or `None` for a system operation.
-    pub target: Option<(WorkspaceId, TenantId)>,
-    /// The operation.
-    pub op_type: OperationType,
-    /// Validated parameters.
-    pub params: Params,
-    /// First fire time.
-    pub next_fire_at: Timestamp,
-}
-
 /// Firing one due schedule: applies only if its next fire time is still
 /// `expected`.
 #[derive(Clone, Debug, PartialEq)]
@@ -590,18 +232,6 @@ pub struct ScheduleFire {
     pub run: NewRun,
     /// Now.
     pub now: Timestamp,
-}
-
-/// Something changed in the database that live surfaces or workers care
-/// about. Delivered in-process on SQLite and over LISTEN/NOTIFY on
-/// PostgreSQL (so every node hears every node).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Signal {
-    /// Runs became due: workers should claim.
-    Wake,
-    /// Runs of these tenants changed (`None` in the list: system runs);
-    /// an empty list means "possibly any".
-    RunsChanged(Vec<Option<TenantId>>),
 }
 
 /// A server-side login session. The session id is never stored: `id_hash`

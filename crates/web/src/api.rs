@@ -13,14 +13,15 @@ use serde_json::{Value, json};
 use tenantatlas_domain::Timestamp;
 use tenantatlas_domain::access::Capability;
 use tenantatlas_domain::catalog::OperationType;
+use tenantatlas_domain::directory::{Actor, AuditEntry};
 use tenantatlas_domain::ids::{NotificationId, RunId, TenantId};
 use tenantatlas_domain::lifecycle::StatusBucket;
 use tenantatlas_domain::notify::StartToast;
 use tenantatlas_domain::params::RawParams;
 use tenantatlas_domain::problem::ProblemClass;
+use tenantatlas_domain::query::{Cursor, RunFilter};
 use tenantatlas_domain::run::Run;
 use tenantatlas_engine::{CancelOutcome, Engine, Initiator, Viewer};
-use tenantatlas_store::model::{Actor, AuditEntry, Cursor, RunFilter};
 
 use crate::auth::{ApiCaller, PlatformOperator};
 use crate::render::{self, Allowed};
@@ -133,7 +134,7 @@ pub(crate) fn parse_list(q: &HashMap<String, String>) -> Result<ListQuery, WebEr
 }
 
 /// What a user may do on a run (the decision's buttons).
-pub(crate) async fn allowed_for(engine: &Engine, user: &tenantatlas_store::model::User, run: &Run) -> Allowed {
+pub(crate) async fn allowed_for(engine: &Engine, user: &tenantatlas_domain::directory::User, run: &Run) -> Allowed {
     let Some(tenant) = run.tenant_id else {
         return Allowed::default();
     };
@@ -189,7 +190,7 @@ fn view_json(engine: &Engine, run: &Run) -> Value {
 }
 
 /// A page of runs as CONTRACT.md's `{"runs": […], "next_cursor": …}`.
-fn page_json(engine: &Engine, page: &tenantatlas_store::model::RunPage) -> Json<Value> {
+fn page_json(engine: &Engine, page: &tenantatlas_domain::query::RunPage) -> Json<Value> {
     let runs: Vec<Value> = page.runs.iter().map(|r| view_json(engine, r)).collect();
     Json(json!({"runs": runs, "next_cursor": page.next_cursor.map(|c| c.encode())}))
 }
@@ -273,7 +274,7 @@ async fn cancel(
     Ok(Json(view_json(engine, &run)))
 }
 
-pub(crate) fn notification_json(n: &tenantatlas_store::model::Notification) -> Value {
+pub(crate) fn notification_json(n: &tenantatlas_domain::notify::Notification) -> Value {
     json!({
         "id": n.id, "run_id": n.run_id, "title": n.title, "body": n.body, "view_url": n.view_url,
         "read": n.read_at.is_some(), "created_at": n.created_at.to_rfc3339(),
@@ -281,15 +282,9 @@ pub(crate) fn notification_json(n: &tenantatlas_store::model::Notification) -> V
 }
 
 async fn notifications(State(state): State<AppState>, ApiCaller(user): ApiCaller) -> Result<Json<Value>, WebError> {
-    let store = state.engine().store();
-    let list = store
-        .notifications(user.id, 100)
-        .await
-        .map_err(tenantatlas_engine::EngineError::from)?;
-    let unread = store
-        .unread_count(user.id)
-        .await
-        .map_err(tenantatlas_engine::EngineError::from)?;
+    let engine = state.engine();
+    let list = engine.notifications(user.id, 100).await?;
+    let unread = engine.unread_count(user.id).await?;
     let items: Vec<Value> = list.iter().map(notification_json).collect();
     Ok(Json(json!({"notifications": items, "unread": unread})))
 }
@@ -301,11 +296,7 @@ async fn mark_read(
 ) -> Result<Json<Value>, WebError> {
     let id: NotificationId = parse_id("id", &id)?;
     let engine = state.engine();
-    let done = engine
-        .store()
-        .mark_read(user.id, id, engine.now())
-        .await
-        .map_err(tenantatlas_engine::EngineError::from)?;
+    let done = engine.mark_read(user.id, id).await?;
     if !done {
         return Err(WebError::not_found("notification"));
     }
@@ -358,16 +349,11 @@ async fn system_stuck(
 /// Triage on the system plane, each written to the audit log.
 pub(crate) async fn triage(
     engine: &Engine,
-    operator: &tenantatlas_store::model::User,
+    operator: &tenantatlas_domain::directory::User,
     id: RunId,
     action: &str,
 ) -> Result<Run, WebError> {
-    let run = engine
-        .store()
-        .get_run(id)
-        .await
-        .map_err(tenantatlas_engine::EngineError::from)?
-        .ok_or_else(|| WebError::not_found("run"))?;
+    let run = engine.get_run_for(Viewer::Everything, id).await?;
     let result = match action {
         "reconcile" => match engine.reconcile_now(id, operator.id).await? {
             tenantatlas_engine::Completion::Completed { run, .. } => *run,
@@ -392,8 +378,7 @@ pub(crate) async fn triage(
         _ => return Err(WebError::not_found("action")),
     };
     engine
-        .store()
-        .append_audit(&AuditEntry {
+        .record_audit(&AuditEntry {
             at: engine.now(),
             actor: Actor::User(operator.id),
             workspace_id: run.workspace_id,
@@ -403,8 +388,7 @@ pub(crate) async fn triage(
             target_id: Some(id.to_string()),
             detail: json!({"result_run": result.id, "plane": "system"}),
         })
-        .await
-        .map_err(tenantatlas_engine::EngineError::from)?;
+        .await?;
     Ok(result)
 }
 

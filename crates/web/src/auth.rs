@@ -23,7 +23,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use serde::Deserialize;
-use tenantatlas_store::model::User;
+use tenantatlas_domain::directory::User;
 
 use crate::{AppState, WebError, render};
 
@@ -250,7 +250,6 @@ async fn login(
 async fn has_memberships(state: &AppState, user: &User) -> bool {
     state
         .engine()
-        .store()
         .memberships_of(user.id)
         .await
         .is_ok_and(|m| !m.is_empty())

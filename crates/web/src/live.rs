@@ -19,9 +19,10 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use futures_util::stream::{self, Stream};
 use tenantatlas_domain::access::TenantScope;
+use tenantatlas_domain::directory::User;
 use tenantatlas_domain::lifecycle::StatusBucket;
+use tenantatlas_domain::query::RunFilter;
 use tenantatlas_engine::{Engine, Viewer};
-use tenantatlas_store::model::{RunFilter, User};
 
 use crate::auth::PageCaller;
 use crate::render::{self, Names};
@@ -40,28 +41,24 @@ pub(crate) fn routes() -> axum::Router<AppState> {
 
 /// Tenant names in `user`'s scope.
 pub(crate) async fn names_for(engine: &Engine, user: Option<&User>) -> Result<Names, WebError> {
-    let store = engine.store();
-    let err = tenantatlas_engine::EngineError::from;
     // (workspace, the tenants of it the caller is entitled to)
     let scopes: Vec<(tenantatlas_domain::ids::WorkspaceId, TenantScope)> = match user {
-        Some(u) => store
+        Some(u) => engine
             .memberships_of(u.id)
-            .await
-            .map_err(err)?
+            .await?
             .into_iter()
             .map(|m| (m.workspace_id, m.tenants))
             .collect(),
-        None => store
+        None => engine
             .list_workspaces()
-            .await
-            .map_err(err)?
+            .await?
             .into_iter()
             .map(|w| (w.id, TenantScope::All))
             .collect(),
     };
     let mut names = Names::new();
     for (ws, scope) in scopes {
-        for t in store.list_tenants(ws).await.map_err(err)? {
+        for t in engine.list_tenants(ws).await? {
             if scope.contains(t.id) {
                 names.insert(t.id, t.name);
             }
@@ -122,7 +119,7 @@ struct Feed {
     credential: Option<Credential>,
     user: User,
     names: Names,
-    signals: tokio::sync::broadcast::Receiver<tenantatlas_store::model::Signal>,
+    signals: tokio::sync::broadcast::Receiver<tenantatlas_domain::query::Signal>,
     last: String,
     first: bool,
 }
@@ -138,7 +135,7 @@ async fn live(State(state): State<AppState>, PageCaller(user): PageCaller, heade
             .get(crate::auth::cookie_name(state.config().tls))
             .map(|c| Credential::Session(c.value().to_owned())),
     };
-    let signals = state.engine().store().signals();
+    let signals = state.engine().signals();
     let names = match names_for(state.engine(), Some(&user)).await {
         Ok(n) => n,
         Err(e) => return e.page(),
@@ -165,7 +162,7 @@ fn stream_of(feed: Feed) -> impl Stream<Item = Result<Event, Infallible>> {
                 // some, which is itself a reason to re-read
                 let woke = tokio::select! {
                     s = f.signals.recv() => match s {
-                        Ok(tenantatlas_store::model::Signal::Wake) => false,
+                        Ok(tenantatlas_domain::query::Signal::Wake) => false,
                         Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => true,
                         Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
                     },

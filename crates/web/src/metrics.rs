@@ -61,7 +61,7 @@ pub fn route_label(path: &str) -> &'static str {
 }
 
 async fn healthz(State(state): State<AppState>) -> Response {
-    match state.engine().store().ping().await {
+    match state.engine().ping().await {
         Ok(()) => (StatusCode::OK, "ok\n").into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "health check: the database does not answer");
@@ -76,7 +76,7 @@ fn escape(v: &str) -> String {
 
 async fn metrics(State(state): State<AppState>, _op: crate::auth::PlatformOperator) -> Response {
     let engine = state.engine();
-    let snap = match engine.store().metrics(engine.now()).await {
+    let snap = match engine.store_metrics().await {
         Ok(s) => s,
         Err(e) => {
             tracing::warn!(error = %e, "metrics: the database does not answer");

@@ -18,13 +18,14 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use tenantatlas_domain::access::{Capability, TenantScope};
 use tenantatlas_domain::catalog::OperationType;
+use tenantatlas_domain::directory::User;
 use tenantatlas_domain::ids::{NotificationId, RunId, TenantId};
 use tenantatlas_domain::lifecycle::StatusBucket;
 use tenantatlas_domain::notify::StartToast;
 use tenantatlas_domain::params::RawParams;
 use tenantatlas_domain::problem::ProblemClass;
+use tenantatlas_domain::query::RunFilter;
 use tenantatlas_engine::{Engine, Initiator, Viewer};
-use tenantatlas_store::model::{RunFilter, User};
 
 use crate::api::{allowed_for, parse_id, parse_list, system_filter, triage};
 use crate::auth::{PageCaller, PlatformOperator};
@@ -65,11 +66,6 @@ fn fail(e: impl Into<WebError>) -> Response {
     e.into().page()
 }
 
-/// A storage failure as a page (through the engine's error mapping).
-fn store_fail(e: tenantatlas_store::StoreError) -> Response {
-    fail(tenantatlas_engine::EngineError::from(e))
-}
-
 fn html<T: Template>(t: &T) -> PageResult {
     t.render().map(|h| Html(h).into_response()).map_err(|e| {
         tracing::error!(error = %e, "template failed");
@@ -86,12 +82,12 @@ async fn chrome(state: &AppState, user: &User, names: &Names) -> Result<Chrome, 
     let engine = state.engine();
     // independent reads, at once
     let (memberships, unread, widget) = tokio::join!(
-        engine.store().memberships_of(user.id),
-        engine.store().unread_count(user.id),
+        engine.memberships_of(user.id),
+        engine.unread_count(user.id),
         widget_html(engine, user, names),
     );
-    let member = !memberships.map_err(store_fail)?.is_empty();
-    let unread = unread.map_err(store_fail)?;
+    let member = !memberships.map_err(fail)?.is_empty();
+    let unread = unread.map_err(fail)?;
     // a user without memberships has no active runs in scope: the widget
     // is empty and not shown
     let widget = if member { widget.map_err(fail)? } else { String::new() };
@@ -162,21 +158,17 @@ async fn overview(State(state): State<AppState>, PageCaller(user): PageCaller) -
     // independent reads, at once
     let (summary, memberships, chart, chrome) = tokio::join!(
         engine.problem_summary(Viewer::User(user.id), RunFilter::default(), DASHBOARD_WINDOW),
-        engine.store().memberships_of(user.id),
+        engine.memberships_of(user.id),
         runs_chart(engine, Viewer::User(user.id)),
         chrome(&state, &user, &names),
     );
     let summary = summary.map_err(fail)?;
-    let memberships = memberships.map_err(store_fail)?;
+    let memberships = memberships.map_err(fail)?;
     let mut workspaces = Vec::new();
     for m in memberships {
-        let ws = engine
-            .store()
-            .find_workspace(&m.workspace_id.to_string())
-            .await
-            .map_err(store_fail)?;
+        let ws = engine.find_workspace(&m.workspace_id.to_string()).await.map_err(fail)?;
         let Some(ws) = ws else { continue };
-        let tenants = engine.store().list_tenants(ws.id).await.map_err(store_fail)?;
+        let tenants = engine.list_tenants(ws.id).await.map_err(fail)?;
         let lines = tenants
             .into_iter()
             .filter(|t| match &m.tenants {
@@ -269,12 +261,12 @@ async fn dashboard(
         list(Some(ProblemClass::NeedsFollowUp), 5),
         list(Some(ProblemClass::ActiveStale), 5),
         list(None, 10),
-        engine.store().find_workspace(&ws_key),
+        engine.find_workspace(&ws_key),
         chrome(&state, &user, &names),
     );
     let summary = summary.map_err(fail)?;
     let (follow_up, stale, recent) = (follow_up.map_err(fail)?, stale.map_err(fail)?, recent.map_err(fail)?);
-    let ws = ws.map_err(store_fail)?.map(|w| w.name).unwrap_or_default();
+    let ws = ws.map_err(fail)?.map(|w| w.name).unwrap_or_default();
     let chrome = chrome?;
     let startable = engine
         .startable_types(&tenant, &membership)
@@ -469,7 +461,6 @@ async fn detail_model(
     };
     let initiator = match v.initiator {
         Some(u) => engine
-            .store()
             .find_user(&u.to_string())
             .await
             .ok()
@@ -622,7 +613,7 @@ struct NotificationsT {
 
 async fn notifications(State(state): State<AppState>, PageCaller(user): PageCaller) -> PageResult {
     let engine = state.engine();
-    let list = engine.store().notifications(user.id, 100).await.map_err(store_fail)?;
+    let list = engine.notifications(user.id, 100).await.map_err(fail)?;
     let mut items = Vec::new();
     for n in list {
         // the class is the run's, now (law 6): the same word as every other surface
@@ -651,11 +642,7 @@ async fn notifications(State(state): State<AppState>, PageCaller(user): PageCall
 async fn mark_read(State(state): State<AppState>, PageCaller(user): PageCaller, Path(id): Path<String>) -> PageResult {
     let engine = state.engine();
     let id: NotificationId = parse_id("id", &id).map_err(fail)?;
-    let done = engine
-        .store()
-        .mark_read(user.id, id, engine.now())
-        .await
-        .map_err(store_fail)?;
+    let done = engine.mark_read(user.id, id).await.map_err(fail)?;
     if !done {
         return Err(fail(WebError::not_found("notification")));
     }
@@ -808,15 +795,14 @@ struct AuditT {
 
 async fn audit(State(state): State<AppState>, op: PlatformOperator) -> PageResult {
     let engine = state.engine();
-    let log = engine.store().audit_log(200).await.map_err(store_fail)?;
+    let log = engine.audit_log(200).await.map_err(fail)?;
     let mut emails: HashMap<tenantatlas_domain::ids::UserId, String> = HashMap::new();
     let mut entries = Vec::new();
     for a in log {
         let who = match a.entry.actor {
-            tenantatlas_store::model::Actor::User(u) => {
+            tenantatlas_domain::directory::Actor::User(u) => {
                 if let std::collections::hash_map::Entry::Vacant(slot) = emails.entry(u) {
                     let e = engine
-                        .store()
                         .find_user(&u.to_string())
                         .await
                         .ok()
@@ -826,8 +812,8 @@ async fn audit(State(state): State<AppState>, op: PlatformOperator) -> PageResul
                 }
                 emails[&u].clone()
             }
-            tenantatlas_store::model::Actor::System => "system".into(),
-            tenantatlas_store::model::Actor::Cli => "command line".into(),
+            tenantatlas_domain::directory::Actor::System => "system".into(),
+            tenantatlas_domain::directory::Actor::Cli => "command line".into(),
         };
         entries.push((
             render::when(a.entry.at),

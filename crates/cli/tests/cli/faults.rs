@@ -13,14 +13,15 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use tenantatlas_domain::catalog::OperationType;
+use tenantatlas_domain::directory::Actor;
 use tenantatlas_domain::ids::{RunId, TenantId};
 use tenantatlas_domain::lifecycle::{Outcome, RunState, RunStatus};
 use tenantatlas_domain::params::RawParams;
+use tenantatlas_domain::query::RunFilter;
 use tenantatlas_domain::reason::ReasonCode;
 use tenantatlas_domain::run::Run;
 use tenantatlas_domain::timeline::RunEventKind;
 use tenantatlas_engine::{Engine, EngineConfig, Initiator, SystemClock, Viewer};
-use tenantatlas_store::model::{Actor, RunFilter};
 
 use crate::{Db, postgres, sqlite};
 
@@ -76,9 +77,8 @@ impl Drop for Proc {
 }
 
 async fn engine(url: &str) -> Engine {
-    let store = tenantatlas_store::open(url).await.unwrap();
-    Engine::new(
-        store,
+    tenantatlas_engine::open(
+        url,
         Arc::new(SystemClock),
         EngineConfig {
             // Every type, not only the build's: the cases below also start
@@ -88,16 +88,15 @@ async fn engine(url: &str) -> Engine {
             ..EngineConfig::default()
         },
     )
+    .await
+    .unwrap()
 }
 
 async fn tenant(e: &Engine) -> TenantId {
-    let now = e.now();
-    let ws = e.store().create_workspace("Faults", Actor::Cli, now).await.unwrap();
-    e.store()
-        .add_tenant(ws.id, "F", None, Actor::Cli, now)
-        .await
-        .unwrap()
-        .id
+    let name = tenantatlas_domain::names::WorkspaceName::parse("name", "Faults").unwrap();
+    let ws = e.create_workspace(&name, Actor::Cli).await.unwrap();
+    let name = tenantatlas_domain::names::TenantName::parse("name", "F").unwrap();
+    e.add_tenant(ws.id, &name, None, Actor::Cli).await.unwrap().id
 }
 
 async fn start(e: &Engine, tenant: TenantId, n: usize, params: serde_json::Value) -> Vec<RunId> {
@@ -150,7 +149,7 @@ async fn completed_count(e: &Engine) -> usize {
 /// terminal units), at most one completion on its timeline.
 async fn check_ledger(e: &Engine, runs: &[Run], units: u64) {
     for r in runs {
-        let ledger = e.store().run_units(r.id, false, 1_000).await.unwrap();
+        let ledger = e.unit_ledger(r.id, 1_000).await.unwrap();
         let terminal = ledger.iter().filter(|u| u.outcome.is_some()).count() as u64;
         assert_eq!(
             r.units.processed, terminal,
@@ -453,10 +452,15 @@ async fn two_nodes_share_the_work_and_survive_losing_the_duty_holder() {
     .await;
     let took = killed.elapsed();
     wait_until("the ghost run to be reconciled", Duration::from_secs(10), async || {
-        e.store().get_run(ghost_run.id).await.unwrap().unwrap().state.status() == RunStatus::Completed
+        e.get_run_for(Viewer::Everything, ghost_run.id)
+            .await
+            .unwrap()
+            .state
+            .status()
+            == RunStatus::Completed
     })
     .await;
-    let g = e.store().get_run(ghost_run.id).await.unwrap().unwrap();
+    let g = e.get_run_for(Viewer::Everything, ghost_run.id).await.unwrap();
     assert_eq!(g.reason_code, Some(ReasonCode::RunStaleReconciled));
     assert!(
         took < Duration::from_secs(3),

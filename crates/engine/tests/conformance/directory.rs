@@ -149,3 +149,31 @@ pub async fn memberships_and_entitlements(db: Db) {
     );
     assert!(c.store.membership(s.outsider, s.ws).await.unwrap().is_none());
 }
+
+/// API tokens: only their SHA-256 is stored; a disabled user's token stops
+/// working.
+pub async fn api_tokens_store_only_their_hash(db: Db) {
+    let c = Ctx::new(db).await;
+    let s = c.seed().await;
+    let e = &c.engine;
+    let owner = e.resolve_user(&s.owner.to_string()).await.unwrap();
+    let token = e.create_api_token(&owner, "ci", Actor::Cli).await.unwrap();
+    assert_eq!(e.token_user(&token).await.unwrap().map(|u| u.id), Some(s.owner));
+    assert!(
+        c.store.find_api_token(&token).await.unwrap().is_none(),
+        "the token itself is not stored"
+    );
+    let stored = c
+        .store
+        .find_api_token(&tenantatlas_engine::auth::digest(&token))
+        .await
+        .unwrap()
+        .expect("its hash is");
+    assert_eq!((stored.name.as_str(), stored.user.id), ("ci", s.owner));
+    e.disable_user(&owner, Actor::Cli).await.unwrap();
+    assert_eq!(
+        e.token_user(&token).await.unwrap(),
+        None,
+        "a disabled user's token is refused"
+    );
+}

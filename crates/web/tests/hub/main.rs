@@ -19,11 +19,11 @@ use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tenantatlas_domain::access::Role;
 use tenantatlas_domain::catalog::OperationType;
+use tenantatlas_domain::directory::{Actor, User};
 use tenantatlas_domain::ids::{RunId, TenantId};
 use tenantatlas_domain::names::{Email, Password, TenantName, WorkspaceName};
 use tenantatlas_domain::params::RawParams;
 use tenantatlas_engine::{Engine, EngineConfig, Initiator, ManualClock};
-use tenantatlas_store::model::{Actor, User};
 use tenantatlas_web::{AppState, WebConfig};
 use tower::ServiceExt;
 
@@ -95,17 +95,18 @@ impl World {
 }
 
 pub async fn world(db: &Db) -> World {
-    let store = tenantatlas_store::open(&db.url).await.unwrap();
     let clock = Arc::new(ManualClock::starting_now());
-    let engine = Engine::new(
-        store,
+    let engine = tenantatlas_engine::open(
+        &db.url,
         clock.clone(),
         EngineConfig {
             executable: tenantatlas_ops::registry().types(),
             enable_synthetic: true,
             ..EngineConfig::default()
         },
-    );
+    )
+    .await
+    .unwrap();
     let e = &engine;
     let wa = e
         .create_workspace(&WorkspaceName::parse("n", "A").unwrap(), Actor::Cli)
