@@ -37,9 +37,10 @@ async fn open(cli: &Cli, enable_synthetic: bool) -> Result<Engine> {
         enable_synthetic,
         ..EngineConfig::default()
     };
-    tenantatlas_engine::open(&cli.database_url, Arc::new(SystemClock), config)
+    let store = tenantatlas_store::open(&cli.database_url)
         .await
-        .map_err(|e| CliError::Failed(format!("cannot open the database: {e}")))
+        .map_err(|e| CliError::Failed(format!("cannot open the database: {e}")))?;
+    Ok(Engine::new(store, Arc::new(SystemClock), config))
 }
 
 async fn engine(cli: &Cli) -> Result<Engine> {
@@ -49,7 +50,7 @@ async fn engine(cli: &Cli) -> Result<Engine> {
 /// Runs the parsed command; answers the exit code.
 pub async fn run(cli: Cli) -> Result<u8> {
     if let Command::Migrate = cli.command {
-        tenantatlas_engine::migrate(&cli.database_url)
+        tenantatlas_store::migrate(&cli.database_url)
             .await
             .map_err(|e| CliError::Failed(format!("cannot migrate the database: {e}")))?;
         println!("migrations applied");

@@ -154,6 +154,19 @@ pub fn outcome_from_units(t: &UnitTally) -> Outcome {
     }
 }
 
+/// Law 11, the parent-completion rule: a running parent whose every child
+/// (unit) has ended completes with the outcome its children earned, and
+/// with `run.children_failed` unless every child succeeded. `None` while a
+/// child is still active, or when the parent no longer runs.
+pub fn parent_completion(parent: &Run) -> Option<(Outcome, Option<crate::reason::ReasonCode>)> {
+    if parent.state != crate::lifecycle::RunState::Running || !parent.units.all_done() {
+        return None;
+    }
+    let outcome = outcome_from_units(&parent.units);
+    let reason = (outcome != Outcome::Succeeded).then_some(crate::reason::ReasonCode::RunChildrenFailed);
+    Some((outcome, reason))
+}
+
 impl UnitTally {
     /// Records one more unit reaching `outcome`.
     pub fn record(&mut self, outcome: UnitOutcome) {
@@ -176,6 +189,40 @@ impl UnitTally {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_parent_completes_once_every_child_ended_with_what_they_earned() {
+        use crate::lifecycle::RunState;
+        use crate::reason::ReasonCode;
+        let mut parent = crate::problem::tests::run_at(RunState::Running, Timestamp::EPOCH);
+        parent.units = UnitTally {
+            total: Some(3),
+            processed: 2,
+            succeeded: 2,
+            ..UnitTally::default()
+        };
+        assert_eq!(parent_completion(&parent), None, "a child is still active");
+        parent.units.record(UnitOutcome::Succeeded);
+        assert_eq!(parent_completion(&parent), Some((Outcome::Succeeded, None)));
+        parent.units.succeeded -= 1;
+        parent.units.failed += 1;
+        assert_eq!(
+            parent_completion(&parent),
+            Some((Outcome::PartiallySucceeded, Some(ReasonCode::RunChildrenFailed)))
+        );
+        parent.units.succeeded = 0;
+        parent.units.failed = 3;
+        assert_eq!(
+            parent_completion(&parent),
+            Some((Outcome::Failed, Some(ReasonCode::RunChildrenFailed)))
+        );
+        parent.state = RunState::Completed(Outcome::Cancelled);
+        assert_eq!(
+            parent_completion(&parent),
+            None,
+            "a parent no longer running stays as it is"
+        );
+    }
 
     #[test]
     fn outcome_rules() {

@@ -8,10 +8,10 @@
 
 use std::time::Duration;
 
+use crate::port::{Actor, User};
 use argon2::password_hash::rand_core::{OsRng, RngCore};
 use sha2::{Digest, Sha256};
 use tenantatlas_domain::names::Password;
-use tenantatlas_store::model::{Actor, User};
 
 use crate::{Engine, EngineError, Result, password};
 

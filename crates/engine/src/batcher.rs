@@ -10,9 +10,9 @@
 
 use std::sync::Arc;
 
+use crate::port::{NewRun, StartRecord};
+use crate::port::{Store, StoreError};
 use tenantatlas_domain::Timestamp;
-use tenantatlas_store::model::{NewRun, StartRecord};
-use tenantatlas_store::{Store, StoreError};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::clock::Clock;

@@ -1,9 +1,9 @@
 //! The engine's error type.
 
+use crate::port::StoreError;
 use tenantatlas_domain::FieldError;
 use tenantatlas_domain::access::{Capability, Denied};
 use tenantatlas_domain::catalog::OperationType;
-use tenantatlas_store::StoreError;
 
 /// What the engine answers instead of doing something.
 #[derive(Debug, thiserror::Error)]

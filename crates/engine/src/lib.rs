@@ -14,6 +14,7 @@
 //! | `inbox`       | a user's notifications                                           |
 //! | [`password`]  | Argon2id hashing                                                 |
 //! | [`clock`]     | injected time                                                    |
+//! | [`port`]      | what the engine needs from storage (implemented by the store)   |
 
 pub mod auth;
 mod batcher;
@@ -25,6 +26,7 @@ pub mod lifecycle;
 mod monitor;
 pub mod node;
 pub mod password;
+pub mod port;
 mod progress;
 mod reconciler;
 mod scheduler;
@@ -35,40 +37,23 @@ pub mod worker;
 
 use std::sync::Arc;
 
+use port::Store;
 use tenantatlas_domain::Timestamp;
 use tenantatlas_domain::catalog::TypeSet;
 use tenantatlas_domain::problem::Thresholds;
 use tenantatlas_domain::run::Run;
 use tenantatlas_domain::view::RunView;
-use tenantatlas_store::Store;
 
 pub use auth::SessionPolicy;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{EngineError, Result};
 pub use lifecycle::{CancelOutcome, Completion};
 pub use monitor::{ClassCounts, ProblemSummary, RunDetail, Viewer};
+pub use port::{BackendKind, MetricsGroup, MetricsSnapshot};
 pub use reconciler::{ReconciledRun, SweepReport};
 pub use scheduler::Fired;
 pub use start::{Initiator, Started};
 pub use tally::{CLAIM_LATENCY_BUCKETS, Histogram, TallySnapshot};
-pub use tenantatlas_store::BackendKind;
-pub use tenantatlas_store::model::{MetricsGroup, MetricsSnapshot};
-
-/// Opens the database at `url` (`sqlite://PATH`, created when missing, or
-/// `postgres://…`), applies pending migrations, and builds the engine over
-/// it.
-pub async fn open(url: &str, clock: Arc<dyn Clock>, config: EngineConfig) -> Result<Engine> {
-    let store = tenantatlas_store::open(url).await?;
-    Ok(Engine::new(store, clock, config))
-}
-
-/// Applies pending migrations to the database at `url`, and only that.
-pub async fn migrate(url: &str) -> Result<()> {
-    let store = tenantatlas_store::connect(url).await?;
-    store.migrate().await?;
-    store.close().await;
-    Ok(())
-}
 
 /// Engine settings.
 #[derive(Clone, Debug)]

@@ -1,5 +1,5 @@
 //! Law 1 — the lifecycle is owned by one service. This module is the only
-//! caller of the store's lifecycle write ([`tenantatlas_store::Backend::apply_transition`]);
+//! caller of the store's lifecycle write ([`port::Lifecycle::apply_transition`](crate::port::Lifecycle::apply_transition));
 //! a guard test fails if any other code calls it.
 //!
 //! Each operation reads the run, plans a [`Transition`] (which only legal
@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use tenantatlas_domain::catalog::OperationType;
 
+use crate::port::{Actor, AuditEntry, NewEvent, TransitionDetail, TransitionResult};
 use tenantatlas_domain::Timestamp;
 use tenantatlas_domain::access::{Capability, authorize_tenant};
 use tenantatlas_domain::ids::{RunId, UserId};
@@ -21,9 +22,6 @@ use tenantatlas_domain::progress::outcome_from_units;
 use tenantatlas_domain::reason::{Failure, ReasonCode};
 use tenantatlas_domain::run::{Reconciliation, Run};
 use tenantatlas_domain::timeline::RunEventKind;
-use tenantatlas_store::model::{Actor, AuditEntry, LifecycleWrite, NewEvent, TransitionDetail, TransitionResult};
-
-use tenantatlas_store::model::{ClaimRequest, ReleaseRequest};
 
 use crate::error::{EngineError, Result};
 use crate::{Engine, Initiator};
@@ -467,7 +465,7 @@ const COMPLETION_LINGER: std::time::Duration = std::time::Duration::from_millis(
 
 /// Writes one batch of completions; if the batch fails as a whole, each
 /// is retried alone so that one bad write cannot fail its neighbours.
-async fn write_completions(store: &tenantatlas_store::Store, jobs: Vec<CompleteJob>) {
+async fn write_completions(store: &crate::port::Store, jobs: Vec<CompleteJob>) {
     let writes: Vec<LifecycleWrite> = jobs.iter().map(|j| j.write.clone()).collect();
     let began = std::time::Instant::now();
     match store.complete_many(&writes).await {
@@ -499,7 +497,7 @@ async fn write_completions(store: &tenantatlas_store::Store, jobs: Vec<CompleteJ
 }
 
 impl Completer {
-    pub(crate) fn spawn(store: tenantatlas_store::Store, max_batch: usize, in_flight: usize) -> Self {
+    pub(crate) fn spawn(store: crate::port::Store, max_batch: usize, in_flight: usize) -> Self {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<CompleteJob>(max_batch.max(1) * 4);
         tokio::spawn(async move {
             let max = max_batch.max(1);
@@ -647,5 +645,133 @@ impl Engine {
             }
             TransitionResult::NotApplied { current: None } => Err(EngineError::NotFound("run")),
         }
+    }
+}
+
+// --- law 1 by types: the commands of the store's lifecycle write family.
+// Their fields are private to this module, so nothing but this module can
+// build one; a store reads them through the accessors.
+
+/// One lifecycle write (law 1): the only way status or outcome change.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LifecycleWrite {
+    run_id: RunId,
+    transition: Transition,
+    expected_attempt: Option<u32>,
+    at: Timestamp,
+    actor: Actor,
+    detail: TransitionDetail,
+    audit: Option<AuditEntry>,
+}
+
+impl LifecycleWrite {
+    /// The run.
+    pub fn run_id(&self) -> RunId {
+        self.run_id
+    }
+
+    /// The planned transition; the write applies only while the run is
+    /// still in `transition.from()`.
+    pub fn transition(&self) -> Transition {
+        self.transition
+    }
+
+    /// Fencing: the write applies only while the run's attempt is this.
+    pub fn expected_attempt(&self) -> Option<u32> {
+        self.expected_attempt
+    }
+
+    /// When.
+    pub fn at(&self) -> Timestamp {
+        self.at
+    }
+
+    /// Who caused it (timeline).
+    pub fn actor(&self) -> Actor {
+        self.actor
+    }
+
+    /// The rest.
+    pub fn detail(&self) -> &TransitionDetail {
+        &self.detail
+    }
+
+    /// An audit entry written in the same transaction when it applies.
+    pub fn audit(&self) -> Option<&AuditEntry> {
+        self.audit.as_ref()
+    }
+}
+
+/// A worker's request for due queued runs (law 1: a batch claim).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClaimRequest {
+    transition: Transition,
+    owner: String,
+    types: Vec<OperationType>,
+    limit: u32,
+    lease_until: Timestamp,
+    now: Timestamp,
+}
+
+impl ClaimRequest {
+    /// The planned transition, queued → running.
+    pub fn transition(&self) -> Transition {
+        self.transition
+    }
+
+    /// The claiming worker (`node/incarnation`).
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
+    /// Only runs of these types (the ones the worker can execute).
+    pub fn types(&self) -> &[OperationType] {
+        &self.types
+    }
+
+    /// At most this many.
+    pub fn limit(&self) -> u32 {
+        self.limit
+    }
+
+    /// The lease each claimed run gets.
+    pub fn lease_until(&self) -> Timestamp {
+        self.lease_until
+    }
+
+    /// Now.
+    pub fn now(&self) -> Timestamp {
+        self.now
+    }
+}
+
+/// Requeueing the runs a crashed incarnation of a node left running.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReleaseRequest {
+    transition: Transition,
+    node: String,
+    keep_owner: String,
+    now: Timestamp,
+}
+
+impl ReleaseRequest {
+    /// The planned transition, running → queued.
+    pub fn transition(&self) -> Transition {
+        self.transition
+    }
+
+    /// The node name: runs leased to `node/…` are its.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// The current incarnation's owner id, whose runs are kept.
+    pub fn keep_owner(&self) -> &str {
+        &self.keep_owner
+    }
+
+    /// Now (the runs are due again at once).
+    pub fn now(&self) -> Timestamp {
+        self.now
     }
 }

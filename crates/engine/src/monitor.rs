@@ -9,14 +9,12 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::port::{CountQuery, Cursor, ProblemCount, RunEvent, RunFilter, RunPage, RunQuery, RunScope, UnitRecord};
 use tenantatlas_domain::access::TenantScope;
 use tenantatlas_domain::ids::{RunId, TenantId, UserId, WorkspaceId};
 use tenantatlas_domain::lifecycle::RunStatus;
 use tenantatlas_domain::problem::ProblemClass;
 use tenantatlas_domain::run::Run;
-use tenantatlas_store::model::{
-    CountQuery, Cursor, ProblemCount, RunEvent, RunFilter, RunPage, RunQuery, RunScope, UnitRecord,
-};
 
 use crate::Engine;
 use crate::error::{EngineError, Result};

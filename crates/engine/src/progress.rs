@@ -7,6 +7,7 @@
 //! fenced by the caller's attempt: a result arriving after the run was
 //! reconciled or re-claimed changes nothing but the timeline.
 
+use crate::port::{CountsWrite, NewRun, PlanApplied, UnitResult, UnitsApplied};
 use tenantatlas_domain::FieldError;
 use tenantatlas_domain::catalog::OperationType;
 use tenantatlas_domain::counts::SummaryCounts;
@@ -14,7 +15,6 @@ use tenantatlas_domain::ids::RunId;
 use tenantatlas_domain::lifecycle::Outcome;
 use tenantatlas_domain::params::Params;
 use tenantatlas_domain::run::Run;
-use tenantatlas_store::model::{CountsWrite, NewRun, PlanApplied, UnitResult, UnitsApplied};
 
 use crate::Engine;
 use crate::error::{EngineError, Result};

@@ -2,13 +2,13 @@
 //! exactly once per fire time, however many nodes tick, and a fire time
 //! missed while every node was down fires once, not once per missed tick.
 
+use crate::port::{Actor, NewRun, NewSchedule, Schedule, ScheduleFire};
 use serde::Serialize;
 use tenantatlas_domain::catalog::{OperationType, Scope};
 use tenantatlas_domain::ids::{RunId, TenantId};
 use tenantatlas_domain::params::Params;
 use tenantatlas_domain::schedule::CronSpec;
 use tenantatlas_domain::{FieldError, Timestamp};
-use tenantatlas_store::model::{Actor, NewRun, NewSchedule, Schedule, ScheduleFire};
 
 use crate::Engine;
 use crate::error::{EngineError, Result};

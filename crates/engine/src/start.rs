@@ -11,12 +11,12 @@
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 
+use crate::port::{NewRun, Tenant};
 use tenantatlas_domain::access::{Membership, authorize_tenant};
 use tenantatlas_domain::catalog::{OperationType, Scope};
 use tenantatlas_domain::ids::{TenantId, UserId};
 use tenantatlas_domain::params::Params;
 use tenantatlas_domain::run::Run;
-use tenantatlas_store::model::{NewRun, Tenant};
 
 use crate::Engine;
 use crate::error::{EngineError, Result};

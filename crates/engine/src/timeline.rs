@@ -21,10 +21,10 @@
 //! both into one list ordered by time, and at equal times by the order in
 //! which those things happen to a run.
 
+use crate::port::RunEvent;
 use tenantatlas_domain::Timestamp;
 use tenantatlas_domain::run::Run;
 use tenantatlas_domain::timeline::RunEventKind;
-use tenantatlas_store::model::RunEvent;
 
 /// Where a kind falls among events recorded at the same instant.
 fn rank(kind: RunEventKind) -> u8 {

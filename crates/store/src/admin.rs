@@ -3,35 +3,16 @@
 
 use async_trait::async_trait;
 use tenantatlas_domain::Timestamp;
+use tenantatlas_engine::port::Admin;
 use tokio::sync::broadcast;
 
 use crate::db::q;
 use crate::error::Result;
 use crate::model::{MetricsGroup, MetricsSnapshot, Signal};
 use crate::rows::RowExt as _;
-use crate::{BackendKind, Pools, SingletonGuard, SqlStore, sqlgen};
+use tenantatlas_engine::port::{BackendKind, SingletonGuard};
 
-/// Running the store itself.
-#[async_trait]
-pub trait Admin {
-    /// Which database this is.
-    fn kind(&self) -> BackendKind;
-    /// Applies pending migrations (each backend has its own, append-only).
-    async fn migrate(&self) -> Result<()>;
-    /// Answers when the database does.
-    async fn ping(&self) -> Result<()>;
-    /// Closes connections.
-    async fn close(&self);
-    /// Changes and wake-ups, from this node and (PostgreSQL) every other.
-    fn signals(&self) -> broadcast::Receiver<Signal>;
-    /// Tries to become the one node doing a singleton duty (reconciler,
-    /// scheduler). PostgreSQL: a session advisory lock held by a dedicated
-    /// connection, released when the node dies. SQLite: always granted (one
-    /// node).
-    async fn try_singleton(&self, name: &str) -> Result<Option<SingletonGuard>>;
-    /// Figures for `/metrics`.
-    async fn metrics(&self, now: Timestamp) -> Result<MetricsSnapshot>;
-}
+use crate::{HeldDuty, Pools, SqlStore, sqlgen};
 
 #[async_trait]
 impl Admin for SqlStore {
@@ -77,7 +58,7 @@ impl Admin for SqlStore {
 
     async fn try_singleton(&self, name: &str) -> Result<Option<SingletonGuard>> {
         match &self.pools {
-            Pools::Sqlite { .. } => Ok(Some(SingletonGuard::local())),
+            Pools::Sqlite { .. } => Ok(Some(Box::new(HeldDuty(None)))),
             Pools::Pg(pool) => crate::postgres::try_singleton(pool, name).await,
         }
     }

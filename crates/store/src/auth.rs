@@ -5,6 +5,7 @@
 use async_trait::async_trait;
 use tenantatlas_domain::Timestamp;
 use tenantatlas_domain::ids::UserId;
+use tenantatlas_engine::port::Auth;
 
 use crate::SqlStore;
 use crate::db::{Q, q};
@@ -12,34 +13,6 @@ use crate::error::Result;
 use crate::model::{Actor, AuditEntry, SessionRecord, TokenRecord};
 use crate::rows::{self, RowExt as _};
 use crate::runs::insert_audit;
-
-/// Sessions and API tokens (only hashes are stored).
-#[async_trait]
-pub trait Auth {
-    /// Opens a session.
-    async fn create_session(&self, id_hash: &str, user: UserId, now: Timestamp) -> Result<()>;
-    /// A session with its user.
-    async fn find_session(&self, id_hash: &str) -> Result<Option<SessionRecord>>;
-    /// Records that a session served a request.
-    async fn touch_session(&self, id_hash: &str, now: Timestamp) -> Result<()>;
-    /// Ends a session.
-    async fn delete_session(&self, id_hash: &str) -> Result<()>;
-    /// Sets a user's password hash; ends every session of theirs.
-    async fn set_password(&self, user: UserId, password_hash: &str, actor: Actor, now: Timestamp) -> Result<()>;
-    /// Disables a user; ends every session of theirs.
-    async fn disable_user(&self, user: UserId, actor: Actor, now: Timestamp) -> Result<()>;
-    /// Stores a new API token.
-    async fn create_api_token(
-        &self,
-        id_hash: &str,
-        user: UserId,
-        name: &str,
-        actor: Actor,
-        now: Timestamp,
-    ) -> Result<()>;
-    /// An API token with its user.
-    async fn find_api_token(&self, id_hash: &str) -> Result<Option<TokenRecord>>;
-}
 
 /// The user columns, prefixed for a join.
 const USER: &str = "u.id, u.email, u.platform_operator, u.disabled_at, u.password_changed_at, u.created_at";

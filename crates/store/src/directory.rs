@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use tenantatlas_domain::Timestamp;
 use tenantatlas_domain::access::Membership;
 use tenantatlas_domain::ids::{TenantId, UserId, WorkspaceId};
+use tenantatlas_engine::port::Directory;
 use uuid::Uuid;
 
 use crate::db::{Conn, Row, q};
@@ -12,64 +13,6 @@ use crate::model::*;
 use crate::rows::{self, RowExt as _, USER_COLUMNS};
 use crate::runs::insert_audit;
 use crate::{SqlStore, new_uuid};
-
-/// Who exists and who may do what.
-#[async_trait]
-pub trait Directory {
-    /// Creates a workspace (audited).
-    async fn create_workspace(&self, name: &str, actor: Actor, now: Timestamp) -> Result<Workspace>;
-    /// A workspace by id or (case-insensitive) name.
-    async fn find_workspace(&self, key: &str) -> Result<Option<Workspace>>;
-    /// Every workspace, by name.
-    async fn list_workspaces(&self) -> Result<Vec<Workspace>>;
-    /// Adds a tenant to a workspace (audited).
-    async fn add_tenant(
-        &self,
-        workspace: WorkspaceId,
-        name: &str,
-        provider: Option<&str>,
-        actor: Actor,
-        now: Timestamp,
-    ) -> Result<Tenant>;
-    /// Tenants matching an id or a name, optionally within one workspace.
-    async fn find_tenants(&self, key: &str, workspace: Option<WorkspaceId>) -> Result<Vec<Tenant>>;
-    /// A tenant by id.
-    async fn get_tenant(&self, id: TenantId) -> Result<Option<Tenant>>;
-    /// The tenants of a workspace, by name.
-    async fn list_tenants(&self, workspace: WorkspaceId) -> Result<Vec<Tenant>>;
-    /// Adds a user (audited). `password_hash` is a PHC string.
-    async fn add_user(
-        &self,
-        email: &str,
-        password_hash: &str,
-        platform_operator: bool,
-        actor: Actor,
-        now: Timestamp,
-    ) -> Result<User>;
-    /// A user by id or e-mail.
-    async fn find_user(&self, key: &str) -> Result<Option<User>>;
-    /// A user's password hash.
-    async fn password_hash(&self, user: UserId) -> Result<Option<String>>;
-    /// Creates or replaces a membership (audited).
-    async fn put_membership(&self, m: &MembershipWrite, actor: Actor, now: Timestamp) -> Result<()>;
-    /// A tenant and, for `user`, their membership in its workspace: what a
-    /// start needs to authorize, in one read.
-    async fn tenant_access(
-        &self,
-        tenant: TenantId,
-        user: Option<UserId>,
-    ) -> Result<Option<(Tenant, Option<Membership>)>>;
-    /// A user's membership in a workspace.
-    async fn membership(&self, user: UserId, workspace: WorkspaceId) -> Result<Option<Membership>>;
-    /// All of a user's memberships.
-    async fn memberships_of(&self, user: UserId) -> Result<Vec<Membership>>;
-    /// The members of a workspace.
-    async fn members(&self, workspace: WorkspaceId) -> Result<Vec<Member>>;
-    /// Appends an audit entry.
-    async fn append_audit(&self, entry: &AuditEntry) -> Result<()>;
-    /// The newest audit entries.
-    async fn audit_log(&self, limit: u32) -> Result<Vec<AuditRecord>>;
-}
 
 fn audit(
     actor: Actor,

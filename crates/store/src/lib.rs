@@ -4,8 +4,9 @@
 //!
 //! Every statement on which the dialects agree is written once (`db`: SQL
 //! text with `$n` placeholders and arguments that each dialect binds in its
-//! own encoding). What the store does is split into focused traits, each
-//! implemented in a module of its own:
+//! own encoding). What the store does is split into focused traits — the
+//! engine's port (`tenantatlas_engine::port`) declares them, this crate
+//! implements each in a module of its own:
 //!
 //! | trait             | module          | what                                                   |
 //! |-------------------|-----------------|--------------------------------------------------------|
@@ -55,43 +56,13 @@ use sqlx::postgres::{PgConnectOptions, PgPool};
 use sqlx::sqlite::SqlitePool;
 use tokio::sync::broadcast;
 
-pub use admin::Admin;
-pub use auth::Auth;
-pub use directory::Directory;
 pub use error::{Result, StoreError};
-pub use lifecycle::Lifecycle;
-pub use notifications::Notifications;
-pub use progress::Progress;
-pub use runs::Runs;
-pub use schedules::Schedules;
+pub use tenantatlas_engine::port::{
+    Admin, Auth, Backend, BackendKind, Directory, Lifecycle, Notifications, Progress, Runs, Schedules, Store,
+};
 
 use db::{Pooled, Q, Row, Tx};
 use model::Signal;
-
-/// The store's traits, for `use tenantatlas_store::prelude::*`.
-pub mod prelude {
-    pub use crate::{Admin, Auth, Backend, Directory, Lifecycle, Notifications, Progress, Runs, Schedules};
-}
-
-/// Which database a store talks to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BackendKind {
-    /// SQLite (one node).
-    Sqlite,
-    /// PostgreSQL (one or many nodes).
-    Postgres,
-}
-
-/// Everything a store does. Every method is one transaction.
-pub trait Backend:
-    Admin + Directory + Auth + Runs + Progress + Lifecycle + Schedules + Notifications + Send + Sync + 'static
-{
-}
-
-impl<T> Backend for T where
-    T: Admin + Directory + Auth + Runs + Progress + Lifecycle + Schedules + Notifications + Send + Sync + 'static
-{
-}
 
 #[derive(Clone, Debug)]
 enum Pools {
@@ -184,35 +155,22 @@ impl SqlStore {
     }
 }
 
-/// Holding a singleton duty. Dropping it gives the duty up.
+/// A singleton duty held on PostgreSQL: a connection of its own, detached
+/// from the pool, holding the duty's advisory lock; when the node dies or
+/// drops the guard, the connection closes and the lock goes with it. (SQLite
+/// has one node: its duty is held without a lock.)
 #[derive(Debug)]
-pub struct SingletonGuard {
-    // A connection of its own, detached from the pool: when the node dies
-    // or drops the guard, the connection closes and the lock goes with it.
-    conn: Option<sqlx::postgres::PgConnection>,
-}
+pub(crate) struct HeldDuty(Option<sqlx::postgres::PgConnection>);
 
-impl SingletonGuard {
-    pub(crate) fn local() -> Self {
-        Self { conn: None }
-    }
-
-    pub(crate) fn postgres(conn: sqlx::postgres::PgConnection) -> Self {
-        Self { conn: Some(conn) }
-    }
-
-    /// Whether the duty is still held (PostgreSQL: the lock's connection
-    /// still answers).
-    pub async fn still_held(&mut self) -> bool {
-        match &mut self.conn {
+#[async_trait::async_trait]
+impl tenantatlas_engine::port::Singleton for HeldDuty {
+    async fn still_held(&mut self) -> bool {
+        match &mut self.0 {
             None => true,
             Some(c) => sqlx::Connection::ping(c).await.is_ok(),
         }
     }
 }
-
-/// A shared handle on a backend.
-pub type Store = Arc<dyn Backend>;
 
 /// Connects to `url` (`sqlite://PATH`, `postgres://…`), creating an SQLite
 /// file when missing. Migrations are not applied; call
@@ -227,6 +185,14 @@ pub async fn connect(url: &str) -> Result<Store> {
         let scheme: String = url.split(':').next().unwrap_or("").chars().take(20).collect();
         Err(StoreError::Url(format!("scheme {scheme:?}")))
     }
+}
+
+/// Applies pending migrations to the database at `url`, and only that.
+pub async fn migrate(url: &str) -> Result<()> {
+    let store = connect(url).await?;
+    store.migrate().await?;
+    store.close().await;
+    Ok(())
 }
 
 /// Connects and applies pending migrations.

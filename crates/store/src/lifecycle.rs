@@ -16,12 +16,13 @@ use std::collections::{HashMap, HashSet};
 use async_trait::async_trait;
 use tenantatlas_domain::Timestamp;
 use tenantatlas_domain::ids::{RunId, TenantId, UserId, WorkspaceId};
-use tenantatlas_domain::lifecycle::{LifecycleEvent, Outcome, RunState, RunStatus, Transition};
+use tenantatlas_domain::lifecycle::{Outcome, RunState, RunStatus};
 use tenantatlas_domain::notify::{run_view_url, terminal_notification};
-use tenantatlas_domain::progress::{UnitOutcome, outcome_from_units};
-use tenantatlas_domain::reason::{Failure, ReasonCode};
+use tenantatlas_domain::progress::{UnitOutcome, parent_completion};
+use tenantatlas_domain::reason::Failure;
 use tenantatlas_domain::run::Run;
 use tenantatlas_domain::timeline::RunEventKind;
+use tenantatlas_engine::port::Lifecycle;
 
 use sqlx::postgres::PgConnection;
 use sqlx::sqlite::SqliteConnection;
@@ -33,25 +34,6 @@ use crate::model::*;
 use crate::rows::{self, RUN_COLUMNS, RowExt as _, failures_to_json};
 use crate::runs::{fetch_run, insert_audit, insert_event};
 use crate::{SqlStore, new_uuid, postgres, sqlite};
-
-/// Law 1's write family.
-#[async_trait]
-pub trait Lifecycle {
-    /// Applies a lifecycle transition if the run is still where the
-    /// transition expects it. A completion writes its timeline entries,
-    /// the subscribers' notifications and its parent's progress in the same
-    /// transaction, completing the parent when this was its last child.
-    async fn apply_transition(&self, w: &LifecycleWrite) -> Result<TransitionResult>;
-    /// Applies many completions in one transaction (group commit for
-    /// workers); each applies only where its run still is where it expects.
-    async fn complete_many(&self, writes: &[LifecycleWrite]) -> Result<Vec<TransitionResult>>;
-    /// Claims due queued runs for a worker (PostgreSQL: `FOR UPDATE SKIP
-    /// LOCKED`): each becomes running with a lease and its next attempt.
-    async fn claim_due(&self, c: &ClaimRequest) -> Result<Vec<Run>>;
-    /// Puts the runs a previous incarnation of a node left running back in
-    /// the queue, due at once, to resume on their next attempt.
-    async fn release_orphans(&self, r: &ReleaseRequest) -> Result<Vec<Run>>;
-}
 
 fn mismatch() -> StoreError {
     StoreError::Invalid(tenantatlas_domain::FieldError::new(
@@ -87,15 +69,15 @@ impl CompletionRow {
             failures,
             reconciliation,
             plan_total,
-        } = &w.detail
+        } = w.detail()
         else {
             return Err(mismatch());
         };
-        let outcome = w.transition.to().outcome().ok_or_else(mismatch)?;
+        let outcome = w.transition().to().outcome().ok_or_else(mismatch)?;
         Ok(Self {
-            run: w.run_id,
-            from: w.transition.from().as_str(),
-            attempt: w.expected_attempt,
+            run: w.run_id(),
+            from: w.transition().from().as_str(),
+            attempt: w.expected_attempt(),
             outcome: outcome.as_str(),
             reason: reason_code.map(|c| c.as_str()),
             failures: (!failures.is_empty()).then(|| failures_to_json(failures)),
@@ -103,7 +85,7 @@ impl CompletionRow {
             rec_at: reconciliation.as_ref().map(|r| r.reconciled_at),
             rec_from: reconciliation.as_ref().map(|r| r.previous_status.as_str()),
             rec_hb: reconciliation.as_ref().and_then(|r| r.last_heartbeat_at),
-            at: w.at,
+            at: w.at(),
         })
     }
 
@@ -125,6 +107,25 @@ impl CompletionRow {
     }
 }
 
+/// A completion with who caused it and its audit entry: from a
+/// [`LifecycleWrite`], or (a parent whose last child ended, law 11) made
+/// here.
+struct Completing<'a> {
+    row: CompletionRow,
+    actor: Actor,
+    audit: Option<&'a AuditEntry>,
+}
+
+impl<'a> Completing<'a> {
+    fn of(w: &'a LifecycleWrite) -> Result<Self> {
+        Ok(Self {
+            row: CompletionRow::of(w)?,
+            actor: w.actor(),
+            audit: w.audit(),
+        })
+    }
+}
+
 /// One terminal notification to write.
 pub(crate) struct NotificationRow {
     pub(crate) id: uuid::Uuid,
@@ -141,7 +142,7 @@ pub(crate) struct NotificationRow {
 #[async_trait]
 impl Lifecycle for SqlStore {
     async fn apply_transition(&self, w: &LifecycleWrite) -> Result<TransitionResult> {
-        if let TransitionDetail::Complete { .. } = w.detail {
+        if let TransitionDetail::Complete { .. } = w.detail() {
             return self
                 .complete_many(std::slice::from_ref(w))
                 .await?
@@ -154,7 +155,8 @@ impl Lifecycle for SqlStore {
     async fn complete_many(&self, writes: &[LifecycleWrite]) -> Result<Vec<TransitionResult>> {
         postgres::retrying(5, false, || async {
             let mut tx = self.begin().await?;
-            let results = complete_batch(&mut tx.conn(), writes).await?;
+            let batch = writes.iter().map(Completing::of).collect::<Result<Vec<_>>>()?;
+            let results = complete_batch(&mut tx.conn(), &batch).await?;
             let changed: Vec<&Run> = results
                 .iter()
                 .filter_map(|r| match r {
@@ -172,10 +174,10 @@ impl Lifecycle for SqlStore {
     }
 
     async fn claim_due(&self, c: &ClaimRequest) -> Result<Vec<Run>> {
-        if c.types.is_empty() || c.limit == 0 {
+        if c.types().is_empty() || c.limit() == 0 {
             return Ok(Vec::new());
         }
-        if c.transition.from() != RunStatus::Queued || c.transition.to() != RunState::Running {
+        if c.transition().from() != RunStatus::Queued || c.transition().to() != RunState::Running {
             return Err(mismatch());
         }
         let mut tx = self.begin().await?;
@@ -193,10 +195,10 @@ impl Lifecycle for SqlStore {
     }
 
     async fn release_orphans(&self, r: &ReleaseRequest) -> Result<Vec<Run>> {
-        if r.transition.from() != RunStatus::Running || r.transition.to() != RunState::Queued {
+        if r.transition().from() != RunStatus::Running || r.transition().to() != RunState::Queued {
             return Err(mismatch());
         }
-        let prefix = format!("{}/", r.node);
+        let prefix = format!("{}/", r.node());
         let mut tx = self.begin().await?;
         let found = tx
             .conn()
@@ -207,16 +209,16 @@ impl Lifecycle for SqlStore {
                      WHERE active AND status = 'running' AND substr(lease_owner, 1, length($2)) = $2 \
                      AND lease_owner <> $3 RETURNING {RUN_COLUMNS}"
                 ))
-                .bind(r.now)
+                .bind(r.now())
                 .bind(&prefix)
-                .bind(&r.keep_owner),
+                .bind(r.keep_owner()),
             )
             .await?;
         let runs = found.iter().map(rows::run_from_row).collect::<Result<Vec<_>>>()?;
         for run in &runs {
             let detail = rows::with_ended_claim(
                 run,
-                serde_json::json!({ "reason": "the worker that held it restarted; it resumes on its next attempt", "node": r.node }),
+                serde_json::json!({ "reason": "the worker that held it restarted; it resumes on its next attempt", "node": r.node() }),
             );
             insert_event(
                 &mut tx.conn(),
@@ -225,7 +227,7 @@ impl Lifecycle for SqlStore {
                 None,
                 Some(run.attempt),
                 detail,
-                r.now,
+                r.now(),
             )
             .await?;
         }
@@ -243,7 +245,7 @@ impl SqlStore {
     async fn move_run(&self, w: &LifecycleWrite) -> Result<TransitionResult> {
         let mut tx = self.begin().await?;
         let mut conn = tx.conn();
-        let updated = match (w.transition.to(), &w.detail) {
+        let updated = match (w.transition().to(), w.detail()) {
             (
                 RunState::Running,
                 TransitionDetail::Claim {
@@ -261,9 +263,9 @@ impl SqlStore {
                         ))
                         .bind(lease_owner)
                         .bind(*lease_expires_at)
-                        .bind(w.at)
-                        .bind(w.run_id)
-                        .bind(w.expected_attempt),
+                        .bind(w.at())
+                        .bind(w.run_id())
+                        .bind(w.expected_attempt()),
                     )
                     .await?;
                 // the claim is on the row (claimed_by, claimed_at): no timeline row
@@ -285,9 +287,9 @@ impl SqlStore {
                              WHERE id = $3 AND status = 'running' AND ($4 IS NULL OR attempt = $4) RETURNING {RUN_COLUMNS}"
                         ))
                         .bind(*available_at)
-                        .bind(w.at)
-                        .bind(w.run_id)
-                        .bind(w.expected_attempt),
+                        .bind(w.at())
+                        .bind(w.run_id())
+                        .bind(w.expected_attempt()),
                     )
                     .await?;
                 let run = row.as_ref().map(rows::run_from_row).transpose()?;
@@ -305,7 +307,7 @@ impl SqlStore {
                             "message": failure.as_ref().map(|f| f.message.as_str()),
                         }),
                     );
-                    insert_event(&mut conn, r.id, kind, None, Some(r.attempt), detail, w.at).await?;
+                    insert_event(&mut conn, r.id, kind, None, Some(r.attempt), detail, w.at()).await?;
                 }
                 run
             }
@@ -313,7 +315,7 @@ impl SqlStore {
         };
         let result = match updated {
             Some(run) => {
-                if let Some(a) = &w.audit {
+                if let Some(a) = w.audit() {
                     insert_audit(&mut conn, a).await?;
                 }
                 TransitionResult::Applied {
@@ -323,7 +325,7 @@ impl SqlStore {
                 }
             }
             None => TransitionResult::NotApplied {
-                current: fetch_run(&mut conn, w.run_id, false).await?.map(Box::new),
+                current: fetch_run(&mut conn, w.run_id(), false).await?.map(Box::new),
             },
         };
         if let TransitionResult::Applied { run, .. } = &result {
@@ -340,8 +342,8 @@ impl SqlStore {
 /// The one completion statement family: completes every write whose run is
 /// still in the status (and attempt) it expects, then writes timeline
 /// entries, notifications, class counters and parents' progress.
-async fn complete_batch(conn: &mut Conn<'_>, writes: &[LifecycleWrite]) -> Result<Vec<TransitionResult>> {
-    let rows_in = writes.iter().map(CompletionRow::of).collect::<Result<Vec<_>>>()?;
+async fn complete_batch(conn: &mut Conn<'_>, batch: &[Completing<'_>]) -> Result<Vec<TransitionResult>> {
+    let rows_in: Vec<&CompletionRow> = batch.iter().map(|c| &c.row).collect();
     // The batch statement differs by dialect: `UNNEST` arrays on
     // PostgreSQL, chunks of multi-row `VALUES` on SQLite.
     let found = match conn {
@@ -349,15 +351,15 @@ async fn complete_batch(conn: &mut Conn<'_>, writes: &[LifecycleWrite]) -> Resul
         Conn::Pg(c) => complete_runs_pg(c, &rows_in).await?,
     };
     let completed: HashMap<RunId, Run> = found.into_iter().map(|r| (r.id, r)).collect();
-    let applied: Vec<(&LifecycleWrite, &Run)> = {
+    let applied: Vec<(&Completing<'_>, &Run)> = {
         let mut seen = HashSet::new();
-        writes
+        batch
             .iter()
-            .filter_map(|w| {
+            .filter_map(|c| {
                 completed
-                    .get(&w.run_id)
-                    .filter(|_| seen.insert(w.run_id))
-                    .map(|r| (w, r))
+                    .get(&c.row.run)
+                    .filter(|_| seen.insert(c.row.run))
+                    .map(|r| (c, r))
             })
             .collect()
     };
@@ -370,27 +372,27 @@ async fn complete_batch(conn: &mut Conn<'_>, writes: &[LifecycleWrite]) -> Resul
     }
     let notified = after_complete(conn, &applied).await?;
     let mut parents: HashMap<RunId, Vec<RunId>> = HashMap::new();
-    for (w, run) in &applied {
+    for (c, run) in &applied {
         if run.parent_id.is_some() {
             let mut done = Vec::new();
-            advance_parents(conn, run, w.at, &mut done).await?;
+            advance_parents(conn, run, c.row.at, &mut done).await?;
             parents.insert(run.id, done);
         }
-        if let Some(a) = &w.audit {
+        if let Some(a) = c.audit {
             insert_audit(conn, a).await?;
         }
     }
-    let mut results = Vec::with_capacity(writes.len());
+    let mut results = Vec::with_capacity(batch.len());
     let mut answered = HashSet::new();
-    for w in writes {
-        match completed.get(&w.run_id) {
-            Some(run) if answered.insert(w.run_id) => results.push(TransitionResult::Applied {
+    for c in batch {
+        match completed.get(&c.row.run) {
+            Some(run) if answered.insert(c.row.run) => results.push(TransitionResult::Applied {
                 run: Box::new(run.clone()),
                 notified: notified.get(&run.id).cloned().unwrap_or_default(),
                 parents_completed: parents.remove(&run.id).unwrap_or_default(),
             }),
             _ => results.push(TransitionResult::NotApplied {
-                current: fetch_run(conn, w.run_id, false).await?.map(Box::new),
+                current: fetch_run(conn, c.row.run, false).await?.map(Box::new),
             }),
         }
     }
@@ -401,7 +403,7 @@ async fn complete_batch(conn: &mut Conn<'_>, writes: &[LifecycleWrite]) -> Resul
 /// person completed them); answers who was notified, per run.
 async fn after_complete(
     conn: &mut Conn<'_>,
-    applied: &[(&LifecycleWrite, &Run)],
+    applied: &[(&Completing<'_>, &Run)],
 ) -> Result<HashMap<RunId, Vec<UserId>>> {
     let mut notified: HashMap<RunId, Vec<UserId>> = HashMap::new();
     if applied.is_empty() {
@@ -413,12 +415,12 @@ async fn after_complete(
     // row of its own.
     let events: Vec<NewEvent> = applied
         .iter()
-        .filter_map(|(w, run)| {
-            let user = w.actor.user_id()?;
+        .filter_map(|(c, run)| {
+            let user = c.actor.user_id()?;
             let outcome = run.state.outcome().unwrap_or(Outcome::Failed);
             Some(NewEvent {
                 run_id: run.id,
-                at: w.at,
+                at: c.row.at,
                 kind: RunEventKind::Completed,
                 actor_id: Some(user),
                 attempt: Some(run.attempt),
@@ -430,14 +432,14 @@ async fn after_complete(
     let ids = lookup.any(conn.dialect(), applied.iter().map(|(_, r)| r.id.as_uuid()).collect());
     lookup.push(&ids).push(" ORDER BY run_id, user_id");
     let subs = conn.all(&lookup).await?;
-    let by_id: HashMap<RunId, (&LifecycleWrite, &Run)> = applied.iter().map(|(w, r)| (r.id, (*w, *r))).collect();
+    let by_id: HashMap<RunId, (&Completing<'_>, &Run)> = applied.iter().map(|(c, r)| (r.id, (*c, *r))).collect();
     let mut rows_in = Vec::with_capacity(subs.len());
     for s in &subs {
         let (run_id, user) = (
             RunId::from_uuid(s.uuid("run_id")?),
             UserId::from_uuid(s.uuid("user_id")?),
         );
-        let Some((w, run)) = by_id.get(&run_id) else { continue };
+        let Some((c, run)) = by_id.get(&run_id) else { continue };
         let outcome = run.state.outcome().unwrap_or(Outcome::Failed);
         let text = terminal_notification(
             run.op_type,
@@ -455,7 +457,7 @@ async fn after_complete(
             title: text.title,
             body: text.body,
             view_url: run_view_url(run.id),
-            at: w.at,
+            at: c.row.at,
         });
     }
     if !rows_in.is_empty() {
@@ -527,26 +529,24 @@ async fn advance_parents(conn: &mut Conn<'_>, child: &Run, at: Timestamp, comple
         )
         .await?;
     let parent_run = rows::run_from_row(&row)?;
-    if parent_run.state != RunState::Running || !parent_run.units.all_done() {
-        return Ok(());
-    }
-    let outcome = outcome_from_units(&parent_run.units);
-    let reason = (outcome != Outcome::Succeeded).then_some(ReasonCode::RunChildrenFailed);
-    let Ok(transition) = Transition::plan(parent_run.state, LifecycleEvent::Complete(outcome)) else {
+    let Some((outcome, reason)) = parent_completion(&parent_run) else {
         return Ok(());
     };
-    let write = LifecycleWrite {
-        run_id: parent,
-        transition,
-        expected_attempt: Some(parent_run.attempt),
-        at,
-        actor: Actor::System,
-        detail: TransitionDetail::Complete {
-            reason_code: reason,
-            failures: reason.map(Failure::from_code).into_iter().collect(),
-            reconciliation: None,
+    let write = Completing {
+        row: CompletionRow {
+            run: parent,
+            from: RunStatus::Running.as_str(),
+            attempt: Some(parent_run.attempt),
+            outcome: outcome.as_str(),
+            reason: reason.map(|c| c.as_str()),
+            failures: reason.map(|c| failures_to_json(&[Failure::from_code(c)])),
             plan_total: None,
+            rec_at: None,
+            rec_from: None,
+            rec_hb: None,
+            at,
         },
+        actor: Actor::System,
         audit: None,
     };
     // The parent completes through the same statement as every run (which
@@ -569,7 +569,7 @@ async fn advance_parents(conn: &mut Conn<'_>, child: &Run, at: Timestamp, comple
 
 /// Completes every write whose run is still where it expects, in one
 /// statement per chunk; answers the completed runs.
-async fn complete_runs_sqlite(c: &mut SqliteConnection, rows_in: &[CompletionRow]) -> Result<Vec<Run>> {
+async fn complete_runs_sqlite(c: &mut SqliteConnection, rows_in: &[&CompletionRow]) -> Result<Vec<Run>> {
     let columns = RUN_COLUMNS
         .split(", ")
         .map(|c| format!("operation_runs.{c}"))
@@ -604,7 +604,7 @@ async fn complete_runs_sqlite(c: &mut SqliteConnection, rows_in: &[CompletionRow
 
 /// Completes every write whose run is still where it expects, in one
 /// statement; answers the completed runs.
-async fn complete_runs_pg(c: &mut PgConnection, rows_in: &[CompletionRow]) -> Result<Vec<Run>> {
+async fn complete_runs_pg(c: &mut PgConnection, rows_in: &[&CompletionRow]) -> Result<Vec<Run>> {
     let ids: Vec<Uuid> = rows_in.iter().map(|r| r.run.as_uuid()).collect();
     let froms: Vec<&str> = rows_in.iter().map(|r| r.from).collect();
     let attempts: Vec<Option<i32>> = rows_in.iter().map(|r| postgres::int4(r.attempt)).collect();
@@ -652,11 +652,11 @@ async fn complete_runs_pg(c: &mut PgConnection, rows_in: &[CompletionRow]) -> Re
 /// Claims due queued runs of `types` (the one writer serializes claims).
 async fn claim_sqlite(c: &mut SqliteConnection, req: &ClaimRequest) -> Result<Vec<Run>> {
     let mut stmt = Q::default();
-    let now = stmt.arg(req.now);
-    let owner = stmt.arg(req.owner.as_str());
-    let lease = stmt.arg(req.lease_until);
-    let types: Vec<String> = req.types.iter().map(|t| stmt.arg(t.as_str())).collect();
-    let limit = stmt.arg(req.limit);
+    let now = stmt.arg(req.now());
+    let owner = stmt.arg(req.owner());
+    let lease = stmt.arg(req.lease_until());
+    let types: Vec<String> = req.types().iter().map(|t| stmt.arg(t.as_str())).collect();
+    let limit = stmt.arg(req.limit());
     stmt.push(&format!(
         "UPDATE operation_runs SET status = 'running', attempt = attempt + 1, lease_owner = {owner}, \
          lease_expires_at = {lease}, claimed_by = {owner}, claimed_at = {now}, heartbeat_at = {now}, \
@@ -675,7 +675,7 @@ async fn claim_sqlite(c: &mut SqliteConnection, req: &ClaimRequest) -> Result<Ve
 
 /// Claims due queued runs of `types`, skipping rows other workers hold.
 async fn claim_pg(c: &mut PgConnection, req: &ClaimRequest) -> Result<Vec<Run>> {
-    let types: Vec<&str> = req.types.iter().map(|t| t.as_str()).collect();
+    let types: Vec<&str> = req.types().iter().map(|t| t.as_str()).collect();
     // A claim must cost the same whatever the table's statistics say: a
     // plan formed while the table was small (or its statistics stale) sorts
     // the whole queue on every claim. With bitmap scans and sorts off for
@@ -700,11 +700,11 @@ async fn claim_pg(c: &mut PgConnection, req: &ClaimRequest) -> Result<Vec<Run>> 
            ORDER BY available_at, id LIMIT $3 FOR UPDATE SKIP LOCKED)) \
          RETURNING r.*",
     )
-    .bind(req.now.to_datetime())
+    .bind(req.now().to_datetime())
     .bind(&types)
-    .bind(i64::from(req.limit))
-    .bind(&req.owner)
-    .bind(req.lease_until.to_datetime())
+    .bind(i64::from(req.limit()))
+    .bind(req.owner())
+    .bind(req.lease_until().to_datetime())
     .fetch_all(c)
     .await?;
     found.iter().map(rows::run_from_row).collect()

@@ -5,23 +5,13 @@
 use async_trait::async_trait;
 use tenantatlas_domain::Timestamp;
 use tenantatlas_domain::ids::{NotificationId, UserId};
+use tenantatlas_engine::port::Notifications;
 
 use crate::SqlStore;
 use crate::db::q;
 use crate::error::Result;
 use crate::model::Notification;
 use crate::rows::{self, RowExt as _};
-
-/// Reading and marking notifications.
-#[async_trait]
-pub trait Notifications {
-    /// A user's notifications, newest first.
-    async fn notifications(&self, user: UserId, limit: u32) -> Result<Vec<Notification>>;
-    /// How many are unread.
-    async fn unread_count(&self, user: UserId) -> Result<u64>;
-    /// Marks one read; `false` when it is not the user's.
-    async fn mark_read(&self, user: UserId, id: NotificationId, now: Timestamp) -> Result<bool>;
-}
 
 #[async_trait]
 impl Notifications for SqlStore {

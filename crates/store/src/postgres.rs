@@ -124,7 +124,10 @@ pub(crate) async fn listen(pool: PgPool, tx: broadcast::Sender<Signal>) {
 
 /// Tries to take the advisory lock of a singleton duty on a connection of
 /// its own (released when that connection closes).
-pub(crate) async fn try_singleton(pool: &PgPool, name: &str) -> Result<Option<crate::SingletonGuard>> {
+pub(crate) async fn try_singleton(
+    pool: &PgPool,
+    name: &str,
+) -> Result<Option<tenantatlas_engine::port::SingletonGuard>> {
     let mut conn = pool.acquire().await?.detach();
     // a stable 64-bit key per duty name
     let key: i64 = sqlx::query_scalar("SELECT hashtextextended($1, 0)")
@@ -135,7 +138,7 @@ pub(crate) async fn try_singleton(pool: &PgPool, name: &str) -> Result<Option<cr
         .bind(key)
         .fetch_one(&mut conn)
         .await?;
-    Ok(held.then(|| crate::SingletonGuard::postgres(conn)))
+    Ok(held.then(|| Box::new(crate::HeldDuty(Some(conn))) as tenantatlas_engine::port::SingletonGuard))
 }
 
 pub(crate) fn int4(n: Option<u32>) -> Option<i32> {

@@ -12,6 +12,7 @@ use tenantatlas_domain::ids::RunId;
 use tenantatlas_domain::lifecycle::RunStatus;
 use tenantatlas_domain::run::{Run, UnitTally};
 use tenantatlas_domain::timeline::RunEventKind;
+use tenantatlas_engine::port::Progress;
 
 use crate::db::{Conn, q};
 use crate::error::{Result, StoreError};
@@ -19,47 +20,6 @@ use crate::model::*;
 use crate::rows::{self, RowExt as _};
 use crate::runs::{fetch_run, insert_audit, insert_event};
 use crate::{SqlStore, new_uuid, postgres, sqlite};
-
-/// Progress of running runs, fenced by attempt.
-#[async_trait]
-pub trait Progress {
-    /// Sets a running run's total once and writes its unit ledger.
-    async fn plan_units(&self, run: RunId, attempt: u32, keys: &[String], now: Timestamp) -> Result<PlanApplied>;
-    /// Records unit results; each unit is counted at most once.
-    async fn complete_units(
-        &self,
-        run: RunId,
-        attempt: u32,
-        results: &[UnitResult],
-        now: Timestamp,
-    ) -> Result<UnitsApplied>;
-    /// Fans a running parent out into queued children (law 11): sets the
-    /// parent's total to the number of children, once.
-    async fn fan_out(&self, parent: RunId, attempt: u32, children: &[NewRun], now: Timestamp) -> Result<PlanApplied>;
-    /// Sets a running run's phase.
-    async fn set_phase(
-        &self,
-        run: RunId,
-        attempt: u32,
-        phase: u32,
-        phases: u32,
-        label: &str,
-        now: Timestamp,
-    ) -> Result<bool>;
-    /// Adds reported counts to a running run.
-    async fn add_counts(&self, w: &CountsWrite, now: Timestamp) -> Result<bool>;
-    /// Extends a running run's lease (fenced by attempt).
-    async fn heartbeat(&self, run: RunId, attempt: u32, lease_until: Timestamp, now: Timestamp)
-    -> Result<HeartbeatAck>;
-    /// Marks a running run as asked to cancel (its worker completes it).
-    async fn request_cancel(
-        &self,
-        run: RunId,
-        actor: Actor,
-        audit: Option<&AuditEntry>,
-        now: Timestamp,
-    ) -> Result<bool>;
-}
 
 /// Locks the run (PostgreSQL) and checks it is running under `attempt`;
 /// otherwise records the late write on the timeline.

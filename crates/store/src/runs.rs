@@ -11,47 +11,13 @@ use tenantatlas_domain::ids::{RunId, UserId};
 use tenantatlas_domain::problem::{ProblemClass, Thresholds};
 use tenantatlas_domain::run::Run;
 use tenantatlas_domain::timeline::RunEventKind;
+use tenantatlas_engine::port::Runs;
 
 use crate::db::{Conn, q};
 use crate::error::{Result, StoreError};
 use crate::model::*;
 use crate::rows::{self, RUN_COLUMNS, RowExt as _};
 use crate::{SqlStore, new_uuid, postgres, sqlgen, sqlite};
-
-/// Starting runs and reading them.
-#[async_trait]
-pub trait Runs {
-    /// Creates each run, or joins its active twin (law 2), in one
-    /// transaction. Starting users are subscribed; every start is on the
-    /// timeline.
-    async fn start_runs(&self, batch: &[NewRun], now: Timestamp) -> Result<Vec<StartRecord>>;
-    /// A run by id.
-    async fn get_run(&self, id: RunId) -> Result<Option<Run>>;
-    /// A page of runs, newest first.
-    async fn list_runs(&self, q: &RunQuery) -> Result<RunPage>;
-    /// Runs per tenant and problem class.
-    async fn count_problems(&self, q: &CountQuery) -> Result<Vec<ProblemCount>>;
-    /// A run's stored timeline events, oldest first (the engine adds what
-    /// the run row and its notifications record).
-    async fn run_events(&self, run: RunId) -> Result<Vec<RunEvent>>;
-    /// How many terminal notifications a run has, and when the first was
-    /// written (`None` when it has none).
-    async fn run_notified(&self, run: RunId) -> Result<Option<(u32, Timestamp)>>;
-    /// A run's unit ledger, by key (`pending_only` for resumption).
-    async fn run_units(&self, run: RunId, pending_only: bool, limit: u32) -> Result<Vec<UnitRecord>>;
-    /// Users subscribed to a run's completion.
-    async fn subscribers(&self, run: RunId) -> Result<Vec<UserId>>;
-    /// Appends a timeline entry.
-    async fn append_event(&self, event: &NewEvent) -> Result<()>;
-    /// Active runs the reconciler may complete at `now` (law 7), oldest
-    /// first.
-    async fn reconcilable(&self, now: Timestamp, thresholds: &Thresholds, limit: u32) -> Result<Vec<Run>>;
-    /// Completed runs per UTC day (day number) and class, from `since`'s
-    /// day on, within `scope` (from the per-day class counters).
-    async fn runs_per_day(&self, scope: &RunScope, since: Timestamp) -> Result<Vec<(i64, ProblemClass, u64)>>;
-    /// Durations of the most recent successful runs of a type.
-    async fn recent_durations(&self, op: OperationType, limit: u32) -> Result<Vec<Duration>>;
-}
 
 /// A run by id (`lock`: PostgreSQL locks it for the transaction).
 pub(crate) async fn fetch_run(conn: &mut Conn<'_>, id: RunId, lock: bool) -> Result<Option<Run>> {

@@ -4,6 +4,7 @@
 
 use async_trait::async_trait;
 use tenantatlas_domain::Timestamp;
+use tenantatlas_engine::port::Schedules;
 
 use crate::db::q;
 use crate::error::{Result, StoreError};
@@ -11,20 +12,6 @@ use crate::model::*;
 use crate::rows::{self, SCHEDULE_COLUMNS};
 use crate::runs::{insert_audit, start_in};
 use crate::{SqlStore, new_uuid, postgres};
-
-/// Cron schedules.
-#[async_trait]
-pub trait Schedules {
-    /// Creates or replaces (by name) a schedule (audited).
-    async fn put_schedule(&self, s: &NewSchedule, actor: Actor, now: Timestamp) -> Result<Schedule>;
-    /// Every schedule, by name.
-    async fn list_schedules(&self) -> Result<Vec<Schedule>>;
-    /// Enabled schedules due at `now`.
-    async fn due_schedules(&self, now: Timestamp, limit: u32) -> Result<Vec<Schedule>>;
-    /// Fires a due schedule: moves its next fire time and starts (or joins)
-    /// its run in one transaction; `None` when another node fired it first.
-    async fn fire_schedule(&self, f: &ScheduleFire) -> Result<Option<StartRecord>>;
-}
 
 #[async_trait]
 impl Schedules for SqlStore {

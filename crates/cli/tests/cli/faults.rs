@@ -77,8 +77,8 @@ impl Drop for Proc {
 }
 
 async fn engine(url: &str) -> Engine {
-    tenantatlas_engine::open(
-        url,
+    Engine::new(
+        tenantatlas_store::open(url).await.unwrap(),
         Arc::new(SystemClock),
         EngineConfig {
             // Every type, not only the build's: the cases below also start
@@ -88,8 +88,6 @@ async fn engine(url: &str) -> Engine {
             ..EngineConfig::default()
         },
     )
-    .await
-    .unwrap()
 }
 
 async fn tenant(e: &Engine) -> TenantId {

@@ -7,12 +7,12 @@
 
 use std::time::{Duration, Instant};
 
+use crate::port::{PlanApplied, UnitResult, UnitsApplied};
 use tenantatlas_domain::counts::SummaryCounts;
 use tenantatlas_domain::params::Params;
 use tenantatlas_domain::progress::UnitOutcome;
 use tenantatlas_domain::reason::Failure;
 use tenantatlas_domain::run::Run;
-use tenantatlas_store::model::{PlanApplied, UnitResult, UnitsApplied};
 use tokio::sync::watch;
 
 use super::handler::HandlerError;

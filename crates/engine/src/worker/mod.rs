@@ -23,12 +23,12 @@ mod handler;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::port::{HeartbeatAck, Signal};
 use backon::{BackoffBuilder, ExponentialBuilder};
 use tenantatlas_domain::Timestamp;
 use tenantatlas_domain::lifecycle::Outcome;
 use tenantatlas_domain::reason::{Failure, ReasonCode};
 use tenantatlas_domain::run::Run;
-use tenantatlas_store::model::{HeartbeatAck, Signal};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;

@@ -96,17 +96,15 @@ impl World {
 
 pub async fn world(db: &Db) -> World {
     let clock = Arc::new(ManualClock::starting_now());
-    let engine = tenantatlas_engine::open(
-        &db.url,
+    let engine = Engine::new(
+        tenantatlas_store::open(&db.url).await.unwrap(),
         clock.clone(),
         EngineConfig {
             executable: tenantatlas_ops::registry().types(),
             enable_synthetic: true,
             ..EngineConfig::default()
         },
-    )
-    .await
-    .unwrap();
+    );
     let e = &engine;
     let wa = e
         .create_workspace(&WorkspaceName::parse("n", "A").unwrap(), Actor::Cli)
