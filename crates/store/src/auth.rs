@@ -8,9 +8,9 @@ use tenantatlas_domain::ids::UserId;
 use tenantatlas_engine::port::Auth;
 
 use crate::SqlStore;
-use crate::db::{Q, q};
+use crate::db::{Q, Row, q};
 use crate::error::Result;
-use crate::model::{Actor, AuditEntry, SessionRecord, TokenRecord};
+use crate::model::{Actor, AuditEntry, SessionRecord, TokenRecord, User};
 use crate::rows::{self, RowExt as _};
 use crate::runs::insert_audit;
 
@@ -31,6 +31,25 @@ fn audit(actor: Actor, action: &str, user: UserId, now: Timestamp) -> AuditEntry
 }
 
 impl SqlStore {
+    /// A session's or token's row (`columns` of `table` aliased `alias`,
+    /// found by its `id_hash`) with its user.
+    async fn with_user(&self, columns: &str, table: &str, alias: &str, id_hash: &str) -> Result<Option<(Row, User)>> {
+        let row = self
+            .opt(
+                &q(format!(
+                    "SELECT {columns}, {USER} FROM {table} JOIN users u ON u.id = {alias}.user_id \
+                     WHERE {alias}.id_hash = $1"
+                ))
+                .bind(id_hash),
+            )
+            .await?;
+        row.map(|r| {
+            let user = rows::user_from_row(&r)?;
+            Ok((r, user))
+        })
+        .transpose()
+    }
+
     /// Changes a user (`change`), ends their sessions, and audits it, in
     /// one transaction.
     async fn change_user(&self, change: Q, user: UserId, entry: AuditEntry) -> Result<()> {
@@ -58,24 +77,24 @@ impl Auth for SqlStore {
     }
 
     async fn find_session(&self, id_hash: &str) -> Result<Option<SessionRecord>> {
-        let row = self
-            .opt(
-                &q(format!(
-                    "SELECT s.id_hash, s.created_at AS s_created_at, s.last_seen_at, {USER} \
-                     FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id_hash = $1"
-                ))
-                .bind(id_hash),
+        let found = self
+            .with_user(
+                "s.id_hash, s.created_at AS since, s.last_seen_at",
+                "sessions s",
+                "s",
+                id_hash,
             )
             .await?;
-        row.map(|r| {
-            Ok(SessionRecord {
-                id_hash: r.text("id_hash")?,
-                user: rows::user_from_row(&r)?,
-                created_at: r.ts("s_created_at")?,
-                last_seen_at: r.ts("last_seen_at")?,
+        found
+            .map(|(r, user)| {
+                Ok(SessionRecord {
+                    id_hash: r.text("id_hash")?,
+                    user,
+                    created_at: r.ts("since")?,
+                    last_seen_at: r.ts("last_seen_at")?,
+                })
             })
-        })
-        .transpose()
+            .transpose()
     }
 
     async fn touch_session(&self, id_hash: &str, now: Timestamp) -> Result<()> {
@@ -136,22 +155,17 @@ impl Auth for SqlStore {
     }
 
     async fn find_api_token(&self, id_hash: &str) -> Result<Option<TokenRecord>> {
-        let row = self
-            .opt(
-                &q(format!(
-                    "SELECT t.name, t.created_at AS t_created_at, {USER} FROM api_tokens t \
-                     JOIN users u ON u.id = t.user_id WHERE t.id_hash = $1"
-                ))
-                .bind(id_hash),
-            )
+        let found = self
+            .with_user("t.name, t.created_at AS since", "api_tokens t", "t", id_hash)
             .await?;
-        row.map(|r| {
-            Ok(TokenRecord {
-                name: r.text("name")?,
-                user: rows::user_from_row(&r)?,
-                created_at: r.ts("t_created_at")?,
+        found
+            .map(|(r, user)| {
+                Ok(TokenRecord {
+                    name: r.text("name")?,
+                    user,
+                    created_at: r.ts("since")?,
+                })
             })
-        })
-        .transpose()
+            .transpose()
     }
 }

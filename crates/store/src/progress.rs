@@ -46,28 +46,94 @@ async fn fenced(conn: &mut Conn<'_>, run: RunId, attempt: u32, what: &str, now: 
     }
 }
 
-/// Sets a run's total once (`units_total IS NULL`).
-async fn set_total(conn: &mut Conn<'_>, run: RunId, total: u64, now: Timestamp) -> Result<()> {
-    conn.execute(
-        &q("UPDATE operation_runs SET units_total = $1, updated_at = $2 WHERE id = $3 AND units_total IS NULL")
-            .bind(total)
-            .bind(now)
-            .bind(run),
-    )
-    .await?;
-    Ok(())
+/// What a run plans, once: its units, or child runs (law 11).
+enum Work<'a> {
+    Units(Vec<&'a String>),
+    Children(&'a [NewRun]),
 }
 
-async fn insert_units(
+/// Inserts a parent's children as queued runs; answers the units that
+/// stand for them.
+async fn insert_children(
     conn: &mut Conn<'_>,
-    run: RunId,
-    units: &[(String, Option<RunId>)],
+    parent: RunId,
+    children: &[NewRun],
     now: Timestamp,
-) -> Result<()> {
-    // Batch writes differ by dialect (`UNNEST` / multi-row `VALUES`).
-    match conn {
-        Conn::Sqlite(c) => sqlite::insert_units(c, run, units, now).await,
-        Conn::Pg(c) => postgres::insert_units(c, run, units, now).await,
+) -> Result<Vec<(String, Option<RunId>)>> {
+    let prepared: Vec<(RunId, Option<String>)> = children
+        .iter()
+        .map(|c| {
+            (
+                RunId::from_uuid(new_uuid()),
+                rows::identity_key_of(&c.identity, Some(parent)),
+            )
+        })
+        .collect();
+    let rows_in: Vec<(RunId, &NewRun, Option<&str>)> = prepared
+        .iter()
+        .zip(children)
+        .map(|((id, key), c)| (*id, c, key.as_deref()))
+        .collect();
+    // SQLite skips a child whose identity is taken; PostgreSQL's insert
+    // fails on it.
+    let all_inserted = match conn {
+        Conn::Sqlite(c) => sqlite::insert_runs(c, &rows_in, Some(parent), now).await?.len() == children.len(),
+        Conn::Pg(c) => match postgres::insert_runs(c, &rows_in, Some(parent), now).await {
+            Err(e) if postgres::is_identity_conflict(&e) => false,
+            other => other.map(|()| true)?,
+        },
+    };
+    if !all_inserted {
+        return Err(StoreError::Conflict(format!(
+            "two children of run {parent} share an identity"
+        )));
+    }
+    Ok(prepared.iter().map(|(id, _)| (id.to_string(), Some(*id))).collect())
+}
+
+impl SqlStore {
+    /// Sets a running run's total once and writes its unit ledger (and,
+    /// on a fan-out, its children), in one transaction fenced by attempt.
+    async fn plan(&self, run: RunId, attempt: u32, work: Work<'_>, now: Timestamp) -> Result<PlanApplied> {
+        let (what, kind) = match work {
+            Work::Units(_) => ("plan_units", RunEventKind::UnitsPlanned),
+            Work::Children(_) => ("fan_out", RunEventKind::ChildrenPlanned),
+        };
+        let mut tx = self.begin().await?;
+        let mut conn = tx.conn();
+        let Some(current) = fenced(&mut conn, run, attempt, what, now).await? else {
+            tx.commit().await?;
+            return Ok(PlanApplied::Fenced);
+        };
+        if let Some(total) = current.units.total {
+            tx.commit().await?;
+            return Ok(PlanApplied::AlreadyPlanned { total });
+        }
+        let units = match work {
+            Work::Units(keys) => keys.into_iter().map(|k| (k.clone(), None)).collect(),
+            Work::Children(children) => insert_children(&mut conn, run, children, now).await?,
+        };
+        let total = units.len() as u64;
+        conn.execute(
+            &q("UPDATE operation_runs SET units_total = $1, updated_at = $2 WHERE id = $3 AND units_total IS NULL")
+                .bind(total)
+                .bind(now)
+                .bind(run),
+        )
+        .await?;
+        // Batch writes differ by dialect (`UNNEST` / multi-row `VALUES`).
+        match &mut conn {
+            Conn::Sqlite(c) => sqlite::insert_units(c, run, &units, now).await?,
+            Conn::Pg(c) => postgres::insert_units(c, run, &units, now).await?,
+        }
+        let detail = serde_json::json!({ "total": total });
+        insert_event(&mut conn, run, kind, None, Some(attempt), detail, now).await?;
+        if kind == RunEventKind::ChildrenPlanned {
+            tx.signal(Signal::Wake);
+        }
+        tx.signal(Signal::RunsChanged(vec![current.tenant_id]));
+        tx.commit().await?;
+        Ok(PlanApplied::Planned { total })
     }
 }
 
@@ -77,34 +143,7 @@ impl Progress for SqlStore {
         let mut keys: Vec<&String> = keys.iter().collect();
         keys.sort_unstable();
         keys.dedup();
-        let mut tx = self.begin().await?;
-        let mut conn = tx.conn();
-        let Some(current) = fenced(&mut conn, run, attempt, "plan_units", now).await? else {
-            tx.commit().await?;
-            return Ok(PlanApplied::Fenced);
-        };
-        if let Some(total) = current.units.total {
-            tx.commit().await?;
-            return Ok(PlanApplied::AlreadyPlanned { total });
-        }
-        let total = keys.len() as u64;
-        set_total(&mut conn, run, total, now).await?;
-        let units: Vec<(String, Option<RunId>)> = keys.into_iter().map(|k| (k.clone(), None)).collect();
-        insert_units(&mut conn, run, &units, now).await?;
-        let detail = serde_json::json!({ "total": total });
-        insert_event(
-            &mut conn,
-            run,
-            RunEventKind::UnitsPlanned,
-            None,
-            Some(attempt),
-            detail,
-            now,
-        )
-        .await?;
-        tx.signal(Signal::RunsChanged(vec![current.tenant_id]));
-        tx.commit().await?;
-        Ok(PlanApplied::Planned { total })
+        self.plan(run, attempt, Work::Units(keys), now).await
     }
 
     async fn complete_units(
@@ -169,63 +208,7 @@ impl Progress for SqlStore {
     }
 
     async fn fan_out(&self, parent: RunId, attempt: u32, children: &[NewRun], now: Timestamp) -> Result<PlanApplied> {
-        let mut tx = self.begin().await?;
-        let mut conn = tx.conn();
-        let Some(current) = fenced(&mut conn, parent, attempt, "fan_out", now).await? else {
-            tx.commit().await?;
-            return Ok(PlanApplied::Fenced);
-        };
-        if let Some(total) = current.units.total {
-            tx.commit().await?;
-            return Ok(PlanApplied::AlreadyPlanned { total });
-        }
-        let total = children.len() as u64;
-        set_total(&mut conn, parent, total, now).await?;
-        let prepared: Vec<(RunId, Option<String>)> = children
-            .iter()
-            .map(|c| {
-                (
-                    RunId::from_uuid(new_uuid()),
-                    rows::identity_key_of(&c.identity, Some(parent)),
-                )
-            })
-            .collect();
-        let rows_in: Vec<(RunId, &NewRun, Option<&str>)> = prepared
-            .iter()
-            .zip(children)
-            .map(|((id, key), c)| (*id, c, key.as_deref()))
-            .collect();
-        // SQLite skips a child whose identity is taken; PostgreSQL's insert
-        // fails on it.
-        let all_inserted = match &mut conn {
-            Conn::Sqlite(c) => sqlite::insert_runs(c, &rows_in, Some(parent), now).await?.len() == children.len(),
-            Conn::Pg(c) => match postgres::insert_runs(c, &rows_in, Some(parent), now).await {
-                Err(e) if postgres::is_identity_conflict(&e) => false,
-                other => other.map(|()| true)?,
-            },
-        };
-        if !all_inserted {
-            return Err(StoreError::Conflict(format!(
-                "two children of run {parent} share an identity"
-            )));
-        }
-        let units: Vec<(String, Option<RunId>)> = prepared.iter().map(|(id, _)| (id.to_string(), Some(*id))).collect();
-        insert_units(&mut conn, parent, &units, now).await?;
-        let detail = serde_json::json!({ "total": total });
-        insert_event(
-            &mut conn,
-            parent,
-            RunEventKind::ChildrenPlanned,
-            None,
-            Some(attempt),
-            detail,
-            now,
-        )
-        .await?;
-        tx.signal(Signal::Wake);
-        tx.signal(Signal::RunsChanged(vec![current.tenant_id]));
-        tx.commit().await?;
-        Ok(PlanApplied::Planned { total })
+        self.plan(parent, attempt, Work::Children(children), now).await
     }
 
     async fn set_phase(
