@@ -76,6 +76,38 @@ impl Drop for Db {
     }
 }
 
+impl Db {
+    /// Loads a dump into this fresh database, as a database an earlier
+    /// build made: `sqlite` is an `sqlite3 .dump`, `postgres` a `pg_dump` of
+    /// the schema `fx_main` (renamed to this database's schema).
+    pub async fn load_dump(&self, sqlite: &str, postgres: &str) {
+        use sqlx::Connection as _;
+        match &self.kind {
+            Kind::Sqlite { url, .. } => {
+                let opts = sqlx::sqlite::SqliteConnectOptions::from_str(url)
+                    .unwrap()
+                    .create_if_missing(true);
+                let mut c = sqlx::SqliteConnection::connect_with(&opts).await.unwrap();
+                sqlx::raw_sql(sqlite).execute(&mut c).await.unwrap();
+                c.close().await.unwrap();
+            }
+            Kind::Postgres { base, schema } => {
+                let mut c = sqlx::PgConnection::connect(base).await.unwrap();
+                sqlx::raw_sql(&postgres.replace("fx_main", schema))
+                    .execute(&mut c)
+                    .await
+                    .unwrap();
+                c.close().await.unwrap();
+            }
+        }
+    }
+
+    /// Whether this is PostgreSQL.
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.kind, Kind::Postgres { .. })
+    }
+}
+
 pub async fn sqlite_db() -> Db {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}/t.db", dir.path().display());

@@ -14,6 +14,7 @@ mod lifecycle;
 mod monitoring;
 mod starts;
 mod units;
+mod upgrade;
 mod work;
 mod worker;
 
@@ -99,4 +100,5 @@ conformance! {
     crate::worker::a_reconciled_run_ignores_late_results => a_reconciled_run_ignores_late_results,
     crate::worker::an_idle_worker_wakes_on_a_start => an_idle_worker_wakes_on_a_start,
     crate::worker::retry_after_steers_the_requeue => retry_after_steers_the_requeue,
+    crate::upgrade::a_database_of_an_earlier_main_migrates_forward_and_reads_back => a_database_of_an_earlier_main_migrates_forward_and_reads_back,
 }
