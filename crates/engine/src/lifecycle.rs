@@ -10,6 +10,7 @@
 //! notification.
 
 use std::time::Duration;
+use tracing::Instrument as _;
 
 use tenantatlas_domain::catalog::OperationType;
 
@@ -468,7 +469,8 @@ const COMPLETION_LINGER: std::time::Duration = std::time::Duration::from_millis(
 async fn write_completions(store: &crate::port::Store, jobs: Vec<CompleteJob>) {
     let writes: Vec<LifecycleWrite> = jobs.iter().map(|j| j.write.clone()).collect();
     let began = std::time::Instant::now();
-    match store.complete_many(&writes).await {
+    let span = tracing::debug_span!("complete", runs = writes.len());
+    match store.complete_many(&writes).instrument(span).await {
         Ok(results) => {
             tracing::debug!(
                 runs = writes.len(),

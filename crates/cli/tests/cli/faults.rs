@@ -723,3 +723,38 @@ async fn a_worker_only_process_serves_its_own_metrics() {
     );
     worker.terminate();
 }
+
+/// A worker's events about a run happen inside the run's span, which
+/// carries its id, tenant and workspace (a retried run logs its retry).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runs_log_lines_carry_its_run_tenant_and_workspace() {
+    let db = sqlite();
+    let e = engine(&db.url).await;
+    let t = tenant(&e).await;
+    let id = start(&e, t, 1, json!({"units": 1, "fail_attempts": 1})).await[0];
+    let ws = e.get_tenant(t).await.unwrap().unwrap().workspace_id;
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = Proc::spawn(
+        &db.url,
+        &["worker", "--node", "spans", "--concurrency", "2"],
+        dir.path().join("worker.log"),
+    );
+    wait_until("the retried run to complete", Duration::from_secs(30), async || {
+        e.get_run_for(Viewer::Everything, id).await.unwrap().state == RunState::Completed(Outcome::Succeeded)
+    })
+    .await;
+    w.terminate();
+    let log = w.log();
+    let retry = log
+        .lines()
+        .find(|l| l.contains("retryable failure; requeued"))
+        .unwrap_or_else(|| panic!("the retry is logged:\n{log}"));
+    for field in [
+        format!("run.id={id}"),
+        format!("tenant.id={t}"),
+        format!("workspace.id={ws}"),
+        "run.type=\"synthetic\"".to_owned(),
+    ] {
+        assert!(retry.contains(&field), "{field} in {retry}");
+    }
+}

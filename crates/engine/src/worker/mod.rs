@@ -32,6 +32,7 @@ use tenantatlas_domain::run::Run;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 pub use context::{RunContext, StopReason};
 pub use handler::{Done, Handler, HandlerError, Registry};
@@ -199,6 +200,7 @@ impl Worker {
                 match self
                     .engine
                     .claim_due(&self.owner, &types, want, self.config.lease)
+                    .instrument(tracing::debug_span!("claim", worker = %self.owner, want))
                     .await
                 {
                     Ok(runs) => {
@@ -217,14 +219,18 @@ impl Worker {
                             let Some(handler) = self.registry.get(run.op_type) else {
                                 continue;
                             };
-                            tasks.spawn(execute(
-                                self.engine.clone(),
-                                handler,
-                                run,
-                                permit,
-                                release.clone(),
-                                self.config.clone(),
-                            ));
+                            let span = run_span(&run);
+                            tasks.spawn(
+                                execute(
+                                    self.engine.clone(),
+                                    handler,
+                                    run,
+                                    permit,
+                                    release.clone(),
+                                    self.config.clone(),
+                                )
+                                .instrument(span),
+                            );
                         }
                         if !drained_queue && permits.available_permits() >= batch_floor {
                             continue;
@@ -277,6 +283,20 @@ impl Worker {
     }
 }
 
+/// The span a run's execution, heartbeats and completion run in: every
+/// event inside carries the run, its tenant and workspace.
+fn run_span(run: &Run) -> tracing::Span {
+    let or_none = |id: Option<String>| id.unwrap_or_else(|| "none".to_owned());
+    tracing::info_span!(
+        "run",
+        run.id = %run.id,
+        run.type = run.op_type.as_str(),
+        run.attempt = run.attempt,
+        tenant.id = %or_none(run.tenant_id.map(|t| t.to_string())),
+        workspace.id = %or_none(run.workspace_id.map(|w| w.to_string())),
+    )
+}
+
 /// Executes one claimed run; answers whether it was released at shutdown.
 async fn execute(
     engine: Engine,
@@ -291,29 +311,33 @@ async fn execute(
     let stop_tx = Arc::new(stop_tx);
     let beats = {
         let (engine, run, stop_tx, config) = (engine.clone(), run.clone(), stop_tx.clone(), config.clone());
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(config.heartbeat).await;
-                let now = engine.now();
-                match engine
-                    .store()
-                    .heartbeat(run.id, run.attempt, now.plus(config.lease), now)
-                    .await
-                {
-                    Ok(HeartbeatAck::Extended { cancel_requested: true }) => {
-                        stop_tx.send_if_modified(|s| s.is_none().then(|| *s = Some(StopReason::Cancelled)).is_some());
+        tokio::spawn(
+            async move {
+                loop {
+                    tokio::time::sleep(config.heartbeat).await;
+                    let now = engine.now();
+                    match engine
+                        .store()
+                        .heartbeat(run.id, run.attempt, now.plus(config.lease), now)
+                        .await
+                    {
+                        Ok(HeartbeatAck::Extended { cancel_requested: true }) => {
+                            stop_tx
+                                .send_if_modified(|s| s.is_none().then(|| *s = Some(StopReason::Cancelled)).is_some());
+                        }
+                        Ok(HeartbeatAck::Extended {
+                            cancel_requested: false,
+                        }) => {}
+                        Ok(HeartbeatAck::Fenced) => {
+                            stop_tx.send_if_modified(|s| s.is_none().then(|| *s = Some(StopReason::Fenced)).is_some());
+                            return;
+                        }
+                        Err(e) => tracing::warn!(error = %e, "heartbeat failed; the lease may lapse"),
                     }
-                    Ok(HeartbeatAck::Extended {
-                        cancel_requested: false,
-                    }) => {}
-                    Ok(HeartbeatAck::Fenced) => {
-                        stop_tx.send_if_modified(|s| s.is_none().then(|| *s = Some(StopReason::Fenced)).is_some());
-                        return;
-                    }
-                    Err(e) => tracing::warn!(run.id = %run.id, error = %e, "heartbeat failed; the lease may lapse"),
                 }
             }
-        })
+            .instrument(tracing::Span::current()),
+        )
     };
     let watcher = {
         let stop_tx = stop_tx.clone();
@@ -325,12 +349,15 @@ async fn execute(
     let ctx = RunContext::new(engine.clone(), run.clone(), stop_rx);
     // The handler runs in its own task: a panic there is caught here and the
     // worker survives.
-    let outcome = tokio::spawn(async move {
-        let mut ctx = ctx;
-        let result = handler.run(&mut ctx).await;
-        let flushed = ctx.flush().await;
-        (ctx.stop_reason(), ctx.planned_zero(), result, flushed)
-    })
+    let outcome = tokio::spawn(
+        async move {
+            let mut ctx = ctx;
+            let result = handler.run(&mut ctx).await;
+            let flushed = ctx.flush().await;
+            (ctx.stop_reason(), ctx.planned_zero(), result, flushed)
+        }
+        .instrument(tracing::Span::current()),
+    )
     .await;
     beats.abort();
     watcher.abort();
@@ -340,7 +367,7 @@ async fn execute(
             finish(&engine, &run, stop, zero, result, &config).await
         }
         Err(e) if e.is_panic() => {
-            tracing::error!(run.id = %run.id, "the operation's handler panicked");
+            tracing::error!("the operation's handler panicked");
             complete(
                 &engine,
                 &run,
@@ -374,9 +401,9 @@ async fn complete(
     match done {
         Ok(Completion::Completed { .. } | Completion::AlreadyCompleted(_)) => {}
         Ok(Completion::Fenced(_)) => {
-            tracing::info!(run.id = %run.id, "completion arrived after the run moved on; ignored")
+            tracing::info!("completion arrived after the run moved on; ignored")
         }
-        Err(e) => tracing::warn!(run.id = %run.id, error = %e, "completing the run failed; the reconciler will see it"),
+        Err(e) => tracing::warn!(error = %e, "completing the run failed; the reconciler will see it"),
     }
 }
 
@@ -433,7 +460,7 @@ async fn finish(
             {
                 Ok(true) => return true,
                 Ok(false) => {}
-                Err(e) => tracing::warn!(run.id = %run.id, error = %e, "releasing the run failed"),
+                Err(e) => tracing::warn!(error = %e, "releasing the run failed"),
             }
         }
         (_, Ok(Done::Succeeded)) => complete(engine, run, Outcome::Succeeded, None, Vec::new(), plan_total).await,
@@ -443,20 +470,20 @@ async fn finish(
         }
         (_, Ok(Done::FromUnits)) => {
             if let Err(e) = retrying(RETRY_LIMIT, || engine.complete_from_units(run.id, run.attempt)).await {
-                tracing::warn!(run.id = %run.id, error = %e, "completing the run failed; the reconciler will see it");
+                tracing::warn!(error = %e, "completing the run failed; the reconciler will see it");
             }
         }
         (_, Err(HandlerError::Retryable { failure: f, not_before })) => {
             let limit = run.op_type.spec().max_attempts;
             if run.attempt < limit {
                 let at = retry_at(engine.now(), backoff(config, run.attempt), not_before);
-                tracing::info!(run.id = %run.id, attempt = run.attempt, reason = %f.reason_code, available_at = %at, "retryable failure; requeued");
+                tracing::info!(reason = %f.reason_code, available_at = %at, "retryable failure; requeued");
                 if let Err(e) = retrying(RETRY_LIMIT, || {
                     engine.requeue(run.id, run.attempt, at, Some(f.clone()), false)
                 })
                 .await
                 {
-                    tracing::warn!(run.id = %run.id, error = %e, "requeueing the run failed");
+                    tracing::warn!(error = %e, "requeueing the run failed");
                 }
             } else {
                 complete(
