@@ -17,7 +17,7 @@ use crate::db::{Conn, q};
 use crate::error::{Result, StoreError};
 use crate::model::*;
 use crate::rows::{self, RUN_COLUMNS, RowExt as _};
-use crate::{SqlStore, new_uuid, postgres, sqlgen, sqlite};
+use crate::{SqlStore, postgres, sqlgen, sqlite};
 
 /// A run by id (`lock`: PostgreSQL locks it for the transaction).
 pub(crate) async fn fetch_run(conn: &mut Conn<'_>, id: RunId, lock: bool) -> Result<Option<Run>> {
@@ -81,61 +81,7 @@ pub(crate) async fn insert_audit(conn: &mut Conn<'_>, e: &AuditEntry) -> Result<
 pub(crate) async fn start_in(conn: &mut Conn<'_>, batch: &[NewRun], now: Timestamp) -> Result<Vec<StartRecord>> {
     match conn {
         Conn::Pg(c) => postgres::start_in(c, batch, now).await,
-        Conn::Sqlite(c) => {
-            let prepared: Vec<(RunId, Option<String>)> = batch
-                .iter()
-                .map(|new| (RunId::from_uuid(new_uuid()), rows::identity_key_of(&new.identity, None)))
-                .collect();
-            let rows_in: Vec<(RunId, &NewRun, Option<&str>)> = prepared
-                .iter()
-                .zip(batch)
-                .map(|((id, key), new)| (*id, new, key.as_deref()))
-                .collect();
-            // "created" is not written on the timeline: the run row is its record.
-            let inserted = sqlite::insert_runs(c, &rows_in, None, now).await?;
-            let mut out = Vec::with_capacity(batch.len());
-            let mut subs = Vec::new();
-            let mut joined = Vec::new();
-            for ((id, key), new) in prepared.into_iter().zip(batch) {
-                if inserted.contains(&id) {
-                    if let Some(user) = new.initiator {
-                        subs.push((id, user, "started"));
-                    }
-                    out.push(StartRecord {
-                        run: rows::fresh_run(id, new, key, None, now),
-                        joined: false,
-                    });
-                    continue;
-                }
-                // Only a run with an identity key can have an active twin
-                // (which may be a run inserted earlier in this very batch).
-                let twin = match &key {
-                    Some(k) => sqlite::active_twin(c, new, k).await?,
-                    None => None,
-                }
-                .ok_or_else(|| {
-                    StoreError::Conflict("the run could not be created (an id collided); try again".into())
-                })?;
-                if let Some(user) = new.initiator {
-                    subs.push((twin.id, user, "joined"));
-                }
-                joined.push(NewEvent {
-                    run_id: twin.id,
-                    at: now,
-                    kind: RunEventKind::Joined,
-                    actor_id: new.initiator,
-                    attempt: None,
-                    detail: serde_json::json!({}),
-                });
-                out.push(StartRecord {
-                    run: twin,
-                    joined: true,
-                });
-            }
-            sqlite::insert_events(c, &joined).await?;
-            sqlite::subscribe(c, &subs, now).await?;
-            Ok(out)
-        }
+        Conn::Sqlite(c) => sqlite::start_in(c, batch, now).await,
     }
 }
 

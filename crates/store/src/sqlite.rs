@@ -26,13 +26,14 @@ use sqlx::sqlite::{
 use tenantatlas_domain::Timestamp;
 use tenantatlas_domain::ids::{RunId, UserId};
 use tenantatlas_domain::run::Run;
+use tenantatlas_domain::timeline::RunEventKind;
 use tokio::sync::broadcast;
 
 use crate::db::{Arg, Conn, Q, q};
-use crate::error::Result;
-use crate::model::{NewRun, Signal};
+use crate::error::{Result, StoreError};
+use crate::model::{NewEvent, NewRun, Signal, StartRecord};
 use crate::rows::{self, RUN_COLUMNS, RowExt as _};
-use crate::{Pools, SqlStore};
+use crate::{Pools, SqlStore, new_uuid};
 
 /// How often a process looks for commits made by other processes on the
 /// same file (a `worker` beside a `serve`, the command line): SQLite has no
@@ -313,4 +314,61 @@ pub(crate) async fn mark_units(
         }
     }
     Ok(moved)
+}
+
+/// Creates or joins each run (law 2): inserts with `ON CONFLICT DO NOTHING`
+/// (the one writer serializes starts) and joins the active twin of each run
+/// the unique index kept out.
+pub(crate) async fn start_in(c: &mut SqliteConnection, batch: &[NewRun], now: Timestamp) -> Result<Vec<StartRecord>> {
+    let prepared: Vec<(RunId, Option<String>)> = batch
+        .iter()
+        .map(|new| (RunId::from_uuid(new_uuid()), rows::identity_key_of(&new.identity, None)))
+        .collect();
+    let rows_in: Vec<(RunId, &NewRun, Option<&str>)> = prepared
+        .iter()
+        .zip(batch)
+        .map(|((id, key), new)| (*id, new, key.as_deref()))
+        .collect();
+    // "created" is not written on the timeline: the run row is its record.
+    let inserted = insert_runs(c, &rows_in, None, now).await?;
+    let mut out = Vec::with_capacity(batch.len());
+    let mut subs = Vec::new();
+    let mut joined = Vec::new();
+    for ((id, key), new) in prepared.into_iter().zip(batch) {
+        if inserted.contains(&id) {
+            if let Some(user) = new.initiator {
+                subs.push((id, user, "started"));
+            }
+            out.push(StartRecord {
+                run: rows::fresh_run(id, new, key, None, now),
+                joined: false,
+            });
+            continue;
+        }
+        // Only a run with an identity key can have an active twin
+        // (which may be a run inserted earlier in this very batch).
+        let twin = match &key {
+            Some(k) => active_twin(c, new, k).await?,
+            None => None,
+        }
+        .ok_or_else(|| StoreError::Conflict("the run could not be created (an id collided); try again".into()))?;
+        if let Some(user) = new.initiator {
+            subs.push((twin.id, user, "joined"));
+        }
+        joined.push(NewEvent {
+            run_id: twin.id,
+            at: now,
+            kind: RunEventKind::Joined,
+            actor_id: new.initiator,
+            attempt: None,
+            detail: serde_json::json!({}),
+        });
+        out.push(StartRecord {
+            run: twin,
+            joined: true,
+        });
+    }
+    insert_events(c, &joined).await?;
+    subscribe(c, &subs, now).await?;
+    Ok(out)
 }
