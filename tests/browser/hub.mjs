@@ -93,11 +93,18 @@ async function step(name, fn) {
 }
 
 const { child, users } = await startDemo();
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
-});
+let browser;
+try {
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    headless: true,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
+  });
+} catch (e) {
+  // without a browser the walk cannot run: stop the demo rather than leave it serving
+  child.kill("SIGTERM");
+  throw e;
+}
 let failed = false;
 try {
   assert.ok(users.operator && users.readonly && users.owner && users.platform, "the demo printed every user");
