@@ -581,7 +581,7 @@ async fn complete_runs_sqlite(c: &mut SqliteConnection, rows_in: &[&CompletionRo
             "WITH u(id, from_status, attempt, outcome, reason, failures, plan_total, rec_at, rec_from, rec_hb, at) AS (VALUES ",
         );
         for (i, r) in chunk.iter().enumerate() {
-            let ph: Vec<String> = r.args().into_iter().map(|a| stmt.arg(a)).collect();
+            let ph: Vec<&str> = r.args().into_iter().map(|a| stmt.next(a)).collect();
             stmt.push(if i == 0 { "(" } else { ", (" })
                 .push(&ph.join(", "))
                 .push(")");
