@@ -179,11 +179,6 @@ impl Engine {
         self.store().close().await;
     }
 
-    /// Which database the engine runs on.
-    pub fn backend(&self) -> BackendKind {
-        self.store().kind()
-    }
-
     /// Now, by the engine's clock.
     pub fn now(&self) -> Timestamp {
         self.inner.clock.now()

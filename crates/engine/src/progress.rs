@@ -17,7 +17,7 @@ use tenantatlas_domain::params::Params;
 use tenantatlas_domain::run::Run;
 
 use crate::Engine;
-use crate::error::{EngineError, Result};
+use crate::error::Result;
 
 /// Longest accepted unit key.
 const MAX_UNIT_KEY: usize = 200;
@@ -56,8 +56,8 @@ impl Engine {
     /// when its last child does, with an outcome derived from theirs. Zero
     /// children completes it at once as succeeded.
     pub async fn fan_out(&self, parent: &Run, children: Vec<(OperationType, Params)>) -> Result<PlanApplied> {
-        if let Some((op, _)) = children.iter().find(|(op, _)| !self.config().executable.contains(*op)) {
-            return Err(EngineError::Unavailable(*op));
+        for (op, _) in &children {
+            self.require_executable(*op)?;
         }
         let now = self.now();
         let batch: Vec<NewRun> = children

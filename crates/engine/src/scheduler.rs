@@ -46,9 +46,7 @@ impl Engine {
         if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
             return Err(FieldError::new("name", "must be 1-100 printable characters").into());
         }
-        if !self.config().executable.contains(op) {
-            return Err(EngineError::Unavailable(op));
-        }
+        self.require_executable(op)?;
         let target = match (op.spec().scope, tenant) {
             (Scope::Tenant, Some(t)) => {
                 let t = self
@@ -92,7 +90,7 @@ impl Engine {
 
     /// Creates the system schedules (the daily telemetry prune) when missing.
     pub async fn ensure_system_schedules(&self) -> Result<()> {
-        if !self.config().executable.contains(OperationType::TelemetryPrune) {
+        if self.require_executable(OperationType::TelemetryPrune).is_err() {
             return Ok(());
         }
         let existing = self.store().list_schedules().await?;
@@ -116,7 +114,7 @@ impl Engine {
         let now = self.now();
         let mut fired = Vec::new();
         for s in self.store().due_schedules(now, 500).await? {
-            if !self.config().executable.contains(s.op_type) {
+            if self.require_executable(s.op_type).is_err() {
                 // Written by a build that had this type's handler: starting
                 // it here would only queue work nothing executes.
                 tracing::warn!(schedule = %s.name, op = %s.op_type, "this build cannot run the schedule's type; skipped");

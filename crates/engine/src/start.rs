@@ -51,9 +51,7 @@ impl Engine {
         op: OperationType,
     ) -> Result<Option<UserId>> {
         let spec = op.spec();
-        if !self.config().executable.contains(op) {
-            return Err(EngineError::Unavailable(op));
-        }
+        self.require_executable(op)?;
         if spec.scope == Scope::System {
             return Err(EngineError::Refused(format!(
                 "{} is a system operation; it runs on its schedule and cannot be started for a tenant",
@@ -126,10 +124,19 @@ impl Engine {
     /// would only queue work nothing executes.
     pub fn executable_type(&self, field: &str, name: &str) -> Result<OperationType> {
         let op = OperationType::parse(field, name)?;
-        if !self.config().executable.contains(op) {
-            return Err(EngineError::Unavailable(op));
-        }
+        self.require_executable(op)?;
         Ok(op)
+    }
+
+    /// The one check behind every entry that could create a run (start,
+    /// batch, system start, schedule, fan-out): this build must have the
+    /// type's handler.
+    pub(crate) fn require_executable(&self, op: OperationType) -> Result<()> {
+        if self.config().executable.contains(op) {
+            Ok(())
+        } else {
+            Err(EngineError::Unavailable(op))
+        }
     }
 
     /// The operation types `membership` may start on `tenant` (start
@@ -199,9 +206,7 @@ impl Engine {
 
     /// Starts a system-scope operation (no tenant), or joins it.
     pub async fn start_system(&self, op: OperationType, params: Params) -> Result<Started> {
-        if !self.config().executable.contains(op) {
-            return Err(EngineError::Unavailable(op));
-        }
+        self.require_executable(op)?;
         if op.spec().scope != Scope::System {
             return Err(EngineError::Refused(format!(
                 "{} runs for a tenant, not for the system",
