@@ -85,7 +85,7 @@ pub(crate) async fn hub(c: &Common, size: Size, m: Measure, keep_schema: Option<
         store.clone(),
         std::sync::Arc::new(SystemClock),
         EngineConfig {
-            executable: tenantatlas_ops::registry().types(),
+            catalog: tenantatlas_ops::catalog(),
             enable_synthetic: true,
             ..EngineConfig::default()
         },
@@ -254,8 +254,9 @@ async fn seed(engine: &Engine, url: &str, runs: usize, tenant_count: usize) -> R
     let mut ids: Vec<RunId> = Vec::new();
     {
         let workers = spawn_workers(url, 1, 512)?;
-        let ok = OperationType::Synthetic.parse_params(RawParams::Json(&json!({"units": 0})))?;
-        let bad = OperationType::Synthetic.parse_params(RawParams::Json(&json!({"units": 1, "fail_every": 1})))?;
+        let ok = tenantatlas_ops::synthetic::SPEC.parse_params(RawParams::Json(&json!({"units": 0})))?;
+        let bad =
+            tenantatlas_ops::synthetic::SPEC.parse_params(RawParams::Json(&json!({"units": 1, "fail_every": 1})))?;
         let mut made = 0usize;
         while made < runs {
             let n = (runs - made).min(20_000);
@@ -281,7 +282,7 @@ async fn seed(engine: &Engine, url: &str, runs: usize, tenant_count: usize) -> R
         drop(workers);
     }
     // a few thousand left waiting: active runs for the widget and dashboards
-    let waiting = OperationType::Synthetic.parse_params(RawParams::Json(&json!({"units": 10})))?;
+    let waiting = tenantatlas_ops::synthetic::SPEC.parse_params(RawParams::Json(&json!({"units": 10})))?;
     let reqs = (0..2_000)
         .map(|i| (tenants[i % tenants.len()], OperationType::Synthetic, waiting.clone()))
         .collect();
@@ -465,7 +466,7 @@ async fn sse(url: &str, clients: usize, engine: &Engine, tenant: TenantId) -> Re
         streams.push((s, head));
     }
     let with_streams_rss = rss_kib(pid).unwrap_or(0) as f64 / 1024.0;
-    let p = OperationType::Synthetic.parse_params(RawParams::Json(
+    let p = tenantatlas_ops::synthetic::SPEC.parse_params(RawParams::Json(
         &json!({"units": 40, "unit_ms": 100, "key": format!("sse-{}", uuid::Uuid::now_v7().simple())}),
     ))?;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<f64>(clients);

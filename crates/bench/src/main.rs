@@ -301,7 +301,7 @@ async fn world(store: &Store) -> Result<World> {
         store.clone(),
         Arc::new(SystemClock),
         EngineConfig {
-            executable: tenantatlas_ops::registry().types(),
+            catalog: tenantatlas_ops::catalog(),
             enable_synthetic: true,
             ..EngineConfig::default()
         },
@@ -310,7 +310,7 @@ async fn world(store: &Store) -> Result<World> {
 }
 
 fn unique_params() -> Params {
-    OperationType::Synthetic
+    tenantatlas_ops::synthetic::SPEC
         .parse_params(RawParams::Json(&json!({"units": 0})))
         .unwrap_or_default()
 }
@@ -388,7 +388,7 @@ async fn units(c: &Common, n: usize, batch: usize) -> Result<serde_json::Value> 
     for _ in 0..c.repeat {
         let db = Fresh::new(c).await?;
         let w = world(&db.store).await?;
-        let p = OperationType::Synthetic.parse_params(RawParams::Json(&json!({"units": n})))?;
+        let p = tenantatlas_ops::synthetic::SPEC.parse_params(RawParams::Json(&json!({"units": n})))?;
         let run = w
             .engine
             .start(Initiator::System, w.tenants[0], OperationType::Synthetic, p)
@@ -576,7 +576,7 @@ async fn active(url: &str) -> Result<bool> {
 /// second from the first claim to the last completion (read back from the
 /// ledger).
 async fn drain(w: &World, url: &str, n: usize, user: bool) -> Result<f64> {
-    let p = OperationType::Synthetic.parse_params(RawParams::Json(&json!({"units": 0})))?;
+    let p = tenantatlas_ops::synthetic::SPEC.parse_params(RawParams::Json(&json!({"units": 0})))?;
     let who = if user {
         Initiator::User(w.users[0])
     } else {
@@ -643,7 +643,7 @@ async fn e2e(c: &Common, n: usize, processes: usize, concurrency: usize, samples
         user.push(drain(&w, &url, n, true).await?);
         // idle start-to-claim latency
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let p = OperationType::Synthetic.parse_params(RawParams::Json(&json!({"units": 0})))?;
+        let p = tenantatlas_ops::synthetic::SPEC.parse_params(RawParams::Json(&json!({"units": 0})))?;
         for _ in 0..samples {
             let run = w
                 .engine

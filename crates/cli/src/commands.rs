@@ -33,7 +33,7 @@ type Result<T> = std::result::Result<T, CliError>;
 
 async fn open(cli: &Cli, enable_synthetic: bool) -> Result<Engine> {
     let config = EngineConfig {
-        executable: tenantatlas_ops::registry().types(),
+        catalog: tenantatlas_ops::catalog(),
         enable_synthetic,
         ..EngineConfig::default()
     };
@@ -293,12 +293,12 @@ async fn demo(cli: &Cli, bind: &str) -> Result<()> {
     // a few long runs so there is live progress at once
     let operator = Initiator::User(people[2].3.id);
     for (i, t) in tenants.iter().enumerate() {
-        let p = OperationType::Synthetic.parse_params(RawParams::Json(
+        let p = tenantatlas_ops::synthetic::SPEC.parse_params(RawParams::Json(
             &json!({"units": 240, "unit_ms": 1_500, "key": format!("demo-long-{i}")}),
         ))?;
         e.start(operator, t.id, OperationType::Synthetic, p).await?;
     }
-    let p = OperationType::Synthetic.parse_params(RawParams::Json(
+    let p = tenantatlas_ops::synthetic::SPEC.parse_params(RawParams::Json(
         &json!({"duration_ms": 900_000, "key": "demo-indeterminate"}),
     ))?;
     e.start(operator, tenants[0].id, OperationType::Synthetic, p).await?;
@@ -334,7 +334,7 @@ async fn demo(cli: &Cli, bind: &str) -> Result<()> {
 /// Finished runs of every outcome, one reconciled.
 async fn seed_demo_runs(e: &Engine, tenants: &[Tenant], operator: &User) -> Result<()> {
     let who = Initiator::User(operator.id);
-    let synth = |v: serde_json::Value| OperationType::Synthetic.parse_params(RawParams::Json(&v));
+    let synth = |v: serde_json::Value| tenantatlas_ops::synthetic::SPEC.parse_params(RawParams::Json(&v));
     let t0 = tenants[0].id;
     let t1 = tenants[1].id;
     // executed by the demo's workers as soon as it starts
@@ -435,7 +435,7 @@ async fn schedule(e: &Engine, c: &ScheduleCmd) -> Result<()> {
         } => {
             let cron = CronSpec::parse("--cron", cron)?;
             let op = e.executable_type("--type", op_type)?;
-            let params = op.parse_params(RawParams::Pairs(&parse_pairs(params)?))?;
+            let params = e.parse_params(op, RawParams::Pairs(&parse_pairs(params)?))?;
             let tenant = match tenant {
                 Some(t) => Some(resolve_tenant(e, t, workspace.as_deref()).await?.id),
                 None => None,
@@ -696,7 +696,7 @@ async fn run_cmd(e: &Engine, c: &RunCmd) -> Result<u8> {
             out,
         } => {
             let op = e.executable_type("TYPE", op_type)?;
-            let params = op.parse_params(RawParams::Pairs(&parse_pairs(params)?))?;
+            let params = e.parse_params(op, RawParams::Pairs(&parse_pairs(params)?))?;
             let who = resolve_as(e, as_user.as_deref()).await?;
             let tenant = resolve_tenant(e, tenant, workspace.as_deref()).await?;
             let initiator = who.as_ref().map_or(Initiator::System, |u| Initiator::User(u.id));
@@ -704,7 +704,7 @@ async fn run_cmd(e: &Engine, c: &RunCmd) -> Result<u8> {
                 .start(initiator, tenant.id, op, params)
                 .await
                 .map_err(|x| CliError::engine(x, who.is_some()))?;
-            let label = op.spec().label;
+            let label = op.label();
             if !out.json {
                 if started.joined {
                     println!(

@@ -80,7 +80,7 @@ pub async fn follow(engine: &Engine, id: RunId, show: bool) -> Result<Run, CliEr
                 } else {
                     "running"
                 };
-                bar.set_message(format!("{} {what}, {elapsed_s:.1}s", run.op_type.spec().label));
+                bar.set_message(format!("{} {what}, {elapsed_s:.1}s", run.op_type.label()));
             }
         }
         if run.state == RunState::Queued && !hinted && started.elapsed() > HINT_AFTER {

@@ -1,10 +1,13 @@
-//! The operation-type catalog: every kind of long-running work TenantAtlas
-//! does, with what it takes to start it, how its progress is shown, when it
-//! is likely stale, and how its identity (law 2) is derived.
+//! The operation-type vocabulary and the shape of a type's spec.
 //!
-//! Adding a type means adding a variant and its [`TypeSpec`]; everything
-//! else (start validation, dedupe, staleness, the CLI and API vocabulary)
-//! follows from this table.
+//! [`OperationType`] names every kind of long-running work TenantAtlas
+//! knows, with its stable name and label: the ledger's vocabulary, which
+//! must name and label every run ever recorded — also runs of a type this
+//! build cannot execute. What it takes to *run* a type — its [`TypeSpec`]
+//! (capability, parameters, identity rule, progress plan, stale
+//! thresholds, attempts) — lives with its typed parameters and its handler
+//! in the type's module of the `ops` crate; a build's [`Catalog`] holds the
+//! specs of the types it has handlers for.
 
 use std::fmt;
 use std::time::Duration;
@@ -14,7 +17,7 @@ use sha2::{Digest, Sha256};
 
 use crate::FieldError;
 use crate::access::Capability;
-use crate::params::{ParamKind, ParamSpec, Params, RawParams};
+use crate::params::{ParamSpec, Params, RawParams};
 
 /// A kind of operation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -71,8 +74,9 @@ pub enum ProgressPlan {
     Phased(u32),
     /// It cannot know its amount of work in advance.
     Indeterminate,
-    /// Decided by its parameters (`synthetic`: counted when `units` is set).
-    ByParams,
+    /// Counted when this parameter is given, indeterminate otherwise
+    /// (`synthetic` with or without `units`).
+    CountedWhen(&'static str),
 }
 
 /// When an active run of a type is "likely stale" (law 7).
@@ -115,13 +119,15 @@ pub enum IdentityKey {
     Unique,
 }
 
-/// Everything the catalog knows about one operation type.
+/// Everything the engine needs to know to start, show, reconcile and
+/// retry runs of one operation type. Each value lives in the type's module
+/// of the `ops` crate, beside its typed parameters and its handler; the
+/// engine learns the specs of a build from its handler registry
+/// ([`Catalog`]).
 #[derive(Clone, Copy, Debug)]
 pub struct TypeSpec {
-    /// The stable name (`inventory.sync`).
-    pub name: &'static str,
-    /// What people read (`Inventory sync`).
-    pub label: &'static str,
+    /// The type.
+    pub op: OperationType,
     /// Tenant-bound or system.
     pub scope: Scope,
     /// The capability a user needs to start it; `None`: only the system may.
@@ -138,312 +144,149 @@ pub struct TypeSpec {
     pub params: &'static [ParamSpec],
     /// How the identity key is derived.
     pub identity: IdentityRule,
+    /// The cross-field check of its typed parameters.
+    pub check: ParamsCheck,
+    /// When set, starts are refused unless the process opted in to such
+    /// types (`synthetic`: tests, demos and benchmarks); the text says how.
+    pub opt_in: Option<&'static str>,
+    /// The schedule every node keeps for it, if any (system types).
+    pub schedule: Option<SystemSchedule>,
 }
 
 const fn mins(m: u64) -> Duration {
     Duration::from_secs(m * 60)
 }
 
-const NORMAL: StaleThresholds = StaleThresholds {
-    queued: mins(15),
-    heartbeat: mins(5),
-    running_floor: mins(30),
-    running_max: None,
-};
-
-const fn id(name: &'static str, help: &'static str) -> ParamSpec {
-    ParamSpec {
-        name,
-        kind: ParamKind::Id,
-        required: true,
-        default: None,
-        help,
-    }
-}
-
-const fn id_list(name: &'static str, required: bool, help: &'static str) -> ParamSpec {
-    ParamSpec {
-        name,
-        kind: ParamKind::IdList,
-        required,
-        default: None,
-        help,
-    }
-}
-
-const fn spec(
-    name: &'static str,
-    label: &'static str,
-    cap: Capability,
-    progress: ProgressPlan,
-    params: &'static [ParamSpec],
-    identity: IdentityRule,
-) -> TypeSpec {
-    TypeSpec {
-        name,
-        label,
-        scope: Scope::Tenant,
-        start_capability: Some(cap),
-        progress,
-        stale: NORMAL,
-        max_attempts: 3,
-        needs_provider: true,
-        params,
-        identity,
-    }
-}
-
-const BACKUP_SET: ParamSpec = id("backup_set", "the backup set");
-const BASELINE: ParamSpec = id("baseline", "the baseline");
-
-static INVENTORY_SYNC: TypeSpec = spec(
-    "inventory.sync",
-    "Inventory sync",
-    Capability::SyncInventory,
-    ProgressPlan::Counted,
-    &[ParamSpec {
-        name: "scope",
-        kind: ParamKind::Choice(&["all", "policies", "apps", "devices"]),
-        required: false,
-        default: Some("all"),
-        help: "what to sync",
-    }],
-    IdentityRule::AllParams,
-);
-static BACKUP_SET_CAPTURE: TypeSpec = spec(
-    "backup_set.capture",
-    "Backup capture",
-    Capability::ManageBackups,
-    ProgressPlan::Counted,
-    &[BACKUP_SET],
-    IdentityRule::Params(&["backup_set"]),
-);
-static BACKUP_SET_ADD: TypeSpec = spec(
-    "backup_set.add_policies",
-    "Add policies to backup set",
-    Capability::ManageBackups,
-    ProgressPlan::Counted,
-    &[BACKUP_SET, id_list("policies", true, "policy ids to add")],
-    IdentityRule::Params(&["backup_set"]),
-);
-static BACKUP_SET_REMOVE: TypeSpec = spec(
-    "backup_set.remove_policies",
-    "Remove policies from backup set",
-    Capability::ManageBackups,
-    ProgressPlan::Counted,
-    &[BACKUP_SET, id_list("policies", true, "policy ids to remove")],
-    IdentityRule::Params(&["backup_set"]),
-);
-static BACKUP_SCHEDULE_RUN: TypeSpec = spec(
-    "backup_schedule.run",
-    "Scheduled backup",
-    Capability::ManageBackups,
-    ProgressPlan::Counted,
-    &[id("schedule", "the backup schedule")],
-    IdentityRule::Params(&["schedule"]),
-);
-static BACKUP_RETENTION: TypeSpec = TypeSpec {
-    needs_provider: false,
-    ..spec(
-        "backup.retention",
-        "Backup retention",
-        Capability::ManageBackups,
-        ProgressPlan::Counted,
-        &[ParamSpec {
-            name: "keep_days",
-            kind: ParamKind::Int { min: 1, max: 3650 },
-            required: false,
-            default: None,
-            help: "override the retention period",
-        }],
-        IdentityRule::PerTenant,
-    )
-};
-static RESTORE_EXECUTE: TypeSpec = TypeSpec {
-    // A restore writes into the tenant: one at a time per tenant, no
-    // automatic retries, more patience per item.
-    max_attempts: 1,
-    stale: StaleThresholds {
+impl StaleThresholds {
+    /// The thresholds of a type that says nothing else (and of a run whose
+    /// type this build has no spec for).
+    pub const DEFAULT: StaleThresholds = StaleThresholds {
         queued: mins(15),
-        heartbeat: mins(10),
-        running_floor: mins(60),
+        heartbeat: mins(5),
+        running_floor: mins(30),
         running_max: None,
-    },
-    ..spec(
-        "restore.execute",
-        "Restore",
-        Capability::ExecuteRestore,
-        ProgressPlan::Counted,
-        &[
-            BACKUP_SET,
-            id_list("items", false, "restore only these items"),
-            ParamSpec {
-                name: "dry_run",
-                kind: ParamKind::Bool,
-                required: false,
-                default: Some("false"),
-                help: "preview without writing",
+    };
+}
+
+/// A schedule every node keeps for a system type (`telemetry.prune`
+/// daily): created when missing, by name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SystemSchedule {
+    /// The schedule's name.
+    pub name: &'static str,
+    /// When it fires (five-field cron, UTC).
+    pub cron: &'static str,
+}
+
+/// Checks validated parameters against a type's typed parameters: the
+/// cross-field rules a flat [`ParamSpec`] list cannot say. It is
+/// [`accepts`] of the type's parameter struct, so the edge and the
+/// handler parse with the same code.
+pub type ParamsCheck = fn(&Params) -> Result<(), FieldError>;
+
+/// The [`ParamsCheck`] of a typed parameter struct `P`.
+pub fn accepts<P>(params: &Params) -> Result<(), FieldError>
+where
+    P: for<'a> TryFrom<&'a Params, Error = FieldError>,
+{
+    P::try_from(params).map(drop)
+}
+
+fn accepts_anything(_: &Params) -> Result<(), FieldError> {
+    Ok(())
+}
+
+impl TypeSpec {
+    /// The usual shape: a tenant operation users with `cap` may start, run
+    /// up to three times, with the default stale thresholds, needing the
+    /// tenant's provider, always available. Adjust with struct update
+    /// syntax.
+    pub const fn tenant(
+        op: OperationType,
+        cap: Capability,
+        progress: ProgressPlan,
+        params: &'static [ParamSpec],
+        identity: IdentityRule,
+    ) -> TypeSpec {
+        TypeSpec {
+            op,
+            scope: Scope::Tenant,
+            start_capability: Some(cap),
+            progress,
+            stale: StaleThresholds::DEFAULT,
+            max_attempts: 3,
+            needs_provider: true,
+            params,
+            identity,
+            check: accepts_anything,
+            opt_in: None,
+            schedule: None,
+        }
+    }
+
+    /// A system operation: no tenant, no user may start it, no parameters.
+    pub const fn system(op: OperationType, progress: ProgressPlan) -> TypeSpec {
+        TypeSpec {
+            op,
+            scope: Scope::System,
+            start_capability: None,
+            progress,
+            stale: StaleThresholds::DEFAULT,
+            max_attempts: 3,
+            needs_provider: false,
+            params: &[],
+            identity: IdentityRule::PerTenant,
+            check: accepts_anything,
+            opt_in: None,
+            schedule: None,
+        }
+    }
+
+    /// The stable name.
+    pub fn name(&self) -> &'static str {
+        self.op.as_str()
+    }
+
+    /// Parses and validates start parameters: each against its
+    /// [`ParamSpec`], then together by the type's [`ParamsCheck`].
+    pub fn parse_params(&self, raw: RawParams<'_>) -> Result<Params, FieldError> {
+        let params = Params::parse(self.params, raw)?;
+        (self.check)(&params)?;
+        Ok(params)
+    }
+
+    /// Derives the identity key (law 2) from validated parameters.
+    pub fn identity_key(&self, params: &Params) -> IdentityKey {
+        let canonical = |names: &mut dyn Iterator<Item = &str>| -> String {
+            names
+                .filter_map(|n| params.get(n).map(|v| format!("{n}={}", v.canonical())))
+                .collect::<Vec<_>>()
+                .join(";")
+        };
+        let key = match self.identity {
+            IdentityRule::PerTenant => String::from("tenant"),
+            IdentityRule::Params(names) => canonical(&mut names.iter().copied()),
+            IdentityRule::AllParams => {
+                let all = canonical(&mut params.iter().map(|(n, _)| n));
+                if all.is_empty() { String::from("tenant") } else { all }
+            }
+            IdentityRule::ParamOrUnique(name) => match params.get(name) {
+                Some(v) => format!("{name}={}", v.canonical()),
+                None => return IdentityKey::Unique,
             },
-        ],
-        IdentityRule::PerTenant,
-    )
-};
-static POLICY_EXPORT: TypeSpec = spec(
-    "policy.export",
-    "Policy export",
-    Capability::ExportPolicies,
-    ProgressPlan::Counted,
-    &[ParamSpec {
-        name: "format",
-        kind: ParamKind::Choice(&["json", "csv"]),
-        required: false,
-        default: Some("json"),
-        help: "export format",
-    }],
-    IdentityRule::AllParams,
-);
-static DRIFT_GENERATE: TypeSpec = spec(
-    "drift.generate",
-    "Drift detection",
-    Capability::RunDrift,
-    ProgressPlan::Phased(3),
-    &[ParamSpec {
-        name: "baseline",
-        kind: ParamKind::Id,
-        required: false,
-        default: None,
-        help: "compare against this baseline instead of the last capture",
-    }],
-    IdentityRule::AllParams,
-);
-static BASELINE_CAPTURE: TypeSpec = spec(
-    "baseline.capture",
-    "Baseline capture",
-    Capability::ManageBaselines,
-    ProgressPlan::Phased(3),
-    &[BASELINE],
-    IdentityRule::Params(&["baseline"]),
-);
-static BASELINE_COMPARE: TypeSpec = spec(
-    "baseline.compare",
-    "Baseline compare",
-    Capability::RunDrift,
-    ProgressPlan::Phased(3),
-    &[BASELINE],
-    IdentityRule::Params(&["baseline"]),
-);
-static REVIEW_PACK_GENERATE: TypeSpec = TypeSpec {
-    needs_provider: false,
-    ..spec(
-        "review_pack.generate",
-        "Review pack",
-        Capability::GenerateReviews,
-        ProgressPlan::Counted,
-        &[id_list("sections", false, "include only these sections")],
-        IdentityRule::AllParams,
-    )
-};
-static EVIDENCE_SNAPSHOT_GENERATE: TypeSpec = TypeSpec {
-    needs_provider: false,
-    ..spec(
-        "evidence_snapshot.generate",
-        "Evidence snapshot",
-        Capability::GenerateReviews,
-        ProgressPlan::Counted,
-        &[],
-        IdentityRule::PerTenant,
-    )
-};
-static ENTRA_GROUPS_SYNC: TypeSpec = spec(
-    "entra_groups.sync",
-    "Entra groups sync",
-    Capability::SyncInventory,
-    ProgressPlan::Indeterminate,
-    &[],
-    IdentityRule::PerTenant,
-);
-static TELEMETRY_PRUNE: TypeSpec = TypeSpec {
-    name: "telemetry.prune",
-    label: "Telemetry retention prune",
-    scope: Scope::System,
-    start_capability: None,
-    progress: ProgressPlan::Indeterminate,
-    stale: NORMAL,
-    max_attempts: 3,
-    needs_provider: false,
-    params: &[],
-    identity: IdentityRule::PerTenant,
-};
-static SYNTHETIC: TypeSpec = TypeSpec {
-    stale: StaleThresholds {
-        queued: mins(5),
-        heartbeat: Duration::from_secs(60),
-        running_floor: mins(5),
-        running_max: None,
-    },
-    needs_provider: false,
-    ..spec(
-        "synthetic",
-        "Synthetic workload",
-        Capability::StartSynthetic,
-        ProgressPlan::ByParams,
-        &[
-            ParamSpec {
-                name: "units",
-                kind: ParamKind::Int { min: 0, max: 1_000_000 },
-                required: false,
-                default: None,
-                help: "planned unit count (0 completes at once; omitted: indeterminate)",
-            },
-            ParamSpec {
-                name: "unit_ms",
-                kind: ParamKind::Int { min: 0, max: 600_000 },
-                required: false,
-                default: Some("0"),
-                help: "time per unit",
-            },
-            ParamSpec {
-                name: "fail_every",
-                kind: ParamKind::Int { min: 1, max: 1_000_000 },
-                required: false,
-                default: None,
-                help: "every k-th unit fails",
-            },
-            ParamSpec {
-                name: "duration_ms",
-                kind: ParamKind::Int {
-                    min: 0,
-                    max: 86_400_000,
-                },
-                required: false,
-                default: Some("0"),
-                help: "how long an indeterminate run works",
-            },
-            ParamSpec {
-                name: "key",
-                kind: ParamKind::Id,
-                required: false,
-                default: None,
-                help: "identity: same key and tenant dedupe while one is active",
-            },
-            ParamSpec {
-                name: "fail_attempts",
-                kind: ParamKind::Int { min: 0, max: 10 },
-                required: false,
-                default: None,
-                help: "the first N attempts fail with a retryable error (tests retries)",
-            },
-            ParamSpec {
-                name: "panic",
-                kind: ParamKind::Bool,
-                required: false,
-                default: None,
-                help: "the handler panics (tests that a worker survives one)",
-            },
-        ],
-        IdentityRule::ParamOrUnique("key"),
-    )
-};
+        };
+        IdentityKey::Stable(bounded_key(key))
+    }
+
+    /// How a run's progress is shown, given its parameters.
+    pub fn progress_plan(&self, params: &Params) -> ProgressPlan {
+        match self.progress {
+            ProgressPlan::CountedWhen(name) if params.get(name).is_some() => ProgressPlan::Counted,
+            ProgressPlan::CountedWhen(_) => ProgressPlan::Indeterminate,
+            other => other,
+        }
+    }
+}
 
 impl OperationType {
     /// Every type.
@@ -466,31 +309,48 @@ impl OperationType {
         OperationType::Synthetic,
     ];
 
-    /// The catalog entry.
-    pub fn spec(self) -> &'static TypeSpec {
+    /// The stable name.
+    pub fn as_str(self) -> &'static str {
         match self {
-            OperationType::InventorySync => &INVENTORY_SYNC,
-            OperationType::BackupSetCapture => &BACKUP_SET_CAPTURE,
-            OperationType::BackupSetAddPolicies => &BACKUP_SET_ADD,
-            OperationType::BackupSetRemovePolicies => &BACKUP_SET_REMOVE,
-            OperationType::BackupScheduleRun => &BACKUP_SCHEDULE_RUN,
-            OperationType::BackupRetention => &BACKUP_RETENTION,
-            OperationType::RestoreExecute => &RESTORE_EXECUTE,
-            OperationType::PolicyExport => &POLICY_EXPORT,
-            OperationType::DriftGenerate => &DRIFT_GENERATE,
-            OperationType::BaselineCapture => &BASELINE_CAPTURE,
-            OperationType::BaselineCompare => &BASELINE_COMPARE,
-            OperationType::ReviewPackGenerate => &REVIEW_PACK_GENERATE,
-            OperationType::EvidenceSnapshotGenerate => &EVIDENCE_SNAPSHOT_GENERATE,
-            OperationType::EntraGroupsSync => &ENTRA_GROUPS_SYNC,
-            OperationType::TelemetryPrune => &TELEMETRY_PRUNE,
-            OperationType::Synthetic => &SYNTHETIC,
+            OperationType::InventorySync => "inventory.sync",
+            OperationType::BackupSetCapture => "backup_set.capture",
+            OperationType::BackupSetAddPolicies => "backup_set.add_policies",
+            OperationType::BackupSetRemovePolicies => "backup_set.remove_policies",
+            OperationType::BackupScheduleRun => "backup_schedule.run",
+            OperationType::BackupRetention => "backup.retention",
+            OperationType::RestoreExecute => "restore.execute",
+            OperationType::PolicyExport => "policy.export",
+            OperationType::DriftGenerate => "drift.generate",
+            OperationType::BaselineCapture => "baseline.capture",
+            OperationType::BaselineCompare => "baseline.compare",
+            OperationType::ReviewPackGenerate => "review_pack.generate",
+            OperationType::EvidenceSnapshotGenerate => "evidence_snapshot.generate",
+            OperationType::EntraGroupsSync => "entra_groups.sync",
+            OperationType::TelemetryPrune => "telemetry.prune",
+            OperationType::Synthetic => "synthetic",
         }
     }
 
-    /// The stable name.
-    pub fn as_str(self) -> &'static str {
-        self.spec().name
+    /// What people read (`Inventory sync`).
+    pub fn label(self) -> &'static str {
+        match self {
+            OperationType::InventorySync => "Inventory sync",
+            OperationType::BackupSetCapture => "Backup capture",
+            OperationType::BackupSetAddPolicies => "Add policies to backup set",
+            OperationType::BackupSetRemovePolicies => "Remove policies from backup set",
+            OperationType::BackupScheduleRun => "Scheduled backup",
+            OperationType::BackupRetention => "Backup retention",
+            OperationType::RestoreExecute => "Restore",
+            OperationType::PolicyExport => "Policy export",
+            OperationType::DriftGenerate => "Drift detection",
+            OperationType::BaselineCapture => "Baseline capture",
+            OperationType::BaselineCompare => "Baseline compare",
+            OperationType::ReviewPackGenerate => "Review pack",
+            OperationType::EvidenceSnapshotGenerate => "Evidence snapshot",
+            OperationType::EntraGroupsSync => "Entra groups sync",
+            OperationType::TelemetryPrune => "Telemetry retention prune",
+            OperationType::Synthetic => "Synthetic workload",
+        }
     }
 
     /// Parses a type name, naming `field` on failure.
@@ -505,43 +365,6 @@ impl OperationType {
                 ),
             )
         })
-    }
-
-    /// Parses and validates start parameters for this type.
-    pub fn parse_params(self, raw: RawParams<'_>) -> Result<Params, FieldError> {
-        Params::parse(self.spec().params, raw)
-    }
-
-    /// Derives the identity key (law 2) from validated parameters.
-    pub fn identity_key(self, params: &Params) -> IdentityKey {
-        let canonical = |names: &mut dyn Iterator<Item = &str>| -> String {
-            names
-                .filter_map(|n| params.get(n).map(|v| format!("{n}={}", v.canonical())))
-                .collect::<Vec<_>>()
-                .join(";")
-        };
-        let key = match self.spec().identity {
-            IdentityRule::PerTenant => String::from("tenant"),
-            IdentityRule::Params(names) => canonical(&mut names.iter().copied()),
-            IdentityRule::AllParams => {
-                let all = canonical(&mut params.iter().map(|(n, _)| n));
-                if all.is_empty() { String::from("tenant") } else { all }
-            }
-            IdentityRule::ParamOrUnique(name) => match params.get(name) {
-                Some(v) => format!("{name}={}", v.canonical()),
-                None => return IdentityKey::Unique,
-            },
-        };
-        IdentityKey::Stable(bounded_key(key))
-    }
-
-    /// How this run's progress is shown, given its parameters.
-    pub fn progress_plan(self, params: &Params) -> ProgressPlan {
-        match self.spec().progress {
-            ProgressPlan::ByParams if params.int("units").is_some() => ProgressPlan::Counted,
-            ProgressPlan::ByParams => ProgressPlan::Indeterminate,
-            other => other,
-        }
     }
 }
 
@@ -581,6 +404,49 @@ impl FromIterator<OperationType> for TypeSet {
     }
 }
 
+/// The specs of the types a build can execute, by type: what its handler
+/// registry holds. A type without a spec here is not offered, not started
+/// and not claimed.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Catalog {
+    specs: [Option<&'static TypeSpec>; OperationType::ALL.len()],
+}
+
+impl Catalog {
+    /// No type.
+    pub const EMPTY: Catalog = Catalog {
+        specs: [None; OperationType::ALL.len()],
+    };
+
+    /// This catalog with `spec` in it (replacing an earlier spec of its type).
+    #[must_use]
+    pub const fn with(mut self, spec: &'static TypeSpec) -> Catalog {
+        self.specs[spec.op as usize] = Some(spec);
+        self
+    }
+
+    /// The spec of `op`, when this build has it.
+    pub const fn spec(&self, op: OperationType) -> Option<&'static TypeSpec> {
+        self.specs[op as usize]
+    }
+
+    /// The types it holds.
+    pub fn types(&self) -> TypeSet {
+        self.iter().map(|s| s.op).collect()
+    }
+
+    /// Its specs, in catalog order.
+    pub fn iter(&self) -> impl Iterator<Item = &'static TypeSpec> + '_ {
+        self.specs.iter().filter_map(|s| *s)
+    }
+}
+
+impl FromIterator<&'static TypeSpec> for Catalog {
+    fn from_iter<I: IntoIterator<Item = &'static TypeSpec>>(iter: I) -> Self {
+        iter.into_iter().fold(Catalog::EMPTY, Catalog::with)
+    }
+}
+
 /// Keys longer than 200 characters are replaced by a digest so the unique
 /// index stays small; short keys stay readable.
 fn bounded_key(key: String) -> String {
@@ -608,6 +474,7 @@ impl Serialize for OperationType {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::params::ParamKind;
     use serde_json::json;
 
     const NAMES: [&str; 16] = [
@@ -658,41 +525,152 @@ mod tests {
         assert!(e.rule.contains("known types: inventory.sync"));
     }
 
-    #[test]
-    fn every_spec_is_coherent() {
-        for t in OperationType::ALL {
-            let s = t.spec();
-            assert!(!s.label.is_empty());
-            assert!(s.max_attempts >= 1);
-            assert!(s.stale.heartbeat >= Duration::from_secs(30), "{}", s.name);
-            assert_eq!(s.scope == Scope::System, s.start_capability.is_none(), "{}", s.name);
-            // identity parameters exist
-            if let IdentityRule::Params(names) = s.identity {
-                for n in names {
-                    assert!(s.params.iter().any(|p| p.name == *n && p.required), "{}: {n}", s.name);
-                }
-            }
-            if let IdentityRule::ParamOrUnique(n) = s.identity {
-                assert!(s.params.iter().any(|p| p.name == n), "{}: {n}", s.name);
-            }
-            // defaults parse under their own spec
-            let p = t.parse_params(RawParams::Json(&json!({}))).map(|_| ());
-            if s.params.iter().all(|p| !p.required) {
-                assert!(p.is_ok(), "{}", s.name);
-            }
+    const fn id(name: &'static str) -> ParamSpec {
+        ParamSpec {
+            name,
+            kind: ParamKind::Id,
+            required: true,
+            default: None,
+            help: "",
         }
+    }
+
+    const fn id_list(name: &'static str) -> ParamSpec {
+        ParamSpec {
+            kind: ParamKind::IdList,
+            required: false,
+            ..id(name)
+        }
+    }
+
+    static PER_SET: TypeSpec = TypeSpec::tenant(
+        OperationType::BackupSetAddPolicies,
+        Capability::ManageBackups,
+        ProgressPlan::Counted,
+        &[id("backup_set"), id_list("policies")],
+        IdentityRule::Params(&["backup_set"]),
+    );
+    static ALL_PARAMS: TypeSpec = TypeSpec::tenant(
+        OperationType::InventorySync,
+        Capability::SyncInventory,
+        ProgressPlan::Counted,
+        &[ParamSpec {
+            name: "scope",
+            kind: ParamKind::Choice(&["all", "apps"]),
+            required: false,
+            default: Some("all"),
+            help: "",
+        }],
+        IdentityRule::AllParams,
+    );
+    static MANY: TypeSpec = TypeSpec::tenant(
+        OperationType::ReviewPackGenerate,
+        Capability::GenerateReviews,
+        ProgressPlan::Counted,
+        &[id_list("sections")],
+        IdentityRule::AllParams,
+    );
+    static PER_TENANT: TypeSpec = TypeSpec::tenant(
+        OperationType::RestoreExecute,
+        Capability::ExecuteRestore,
+        ProgressPlan::Counted,
+        &[id("backup_set")],
+        IdentityRule::PerTenant,
+    );
+
+    /// `units` and `fail_every` together: `fail_every` needs `units`.
+    struct Typed;
+    impl TryFrom<&Params> for Typed {
+        type Error = FieldError;
+        fn try_from(p: &Params) -> Result<Self, FieldError> {
+            if p.int("fail_every").is_some() && p.int("units").is_none() {
+                return Err(FieldError::new("params.fail_every", "needs params.units"));
+            }
+            Ok(Typed)
+        }
+    }
+    static BY_UNITS: TypeSpec = TypeSpec {
+        check: accepts::<Typed>,
+        ..TypeSpec::tenant(
+            OperationType::Synthetic,
+            Capability::StartSynthetic,
+            ProgressPlan::CountedWhen("units"),
+            &[
+                ParamSpec {
+                    name: "units",
+                    kind: ParamKind::Int { min: 0, max: 10 },
+                    required: false,
+                    default: None,
+                    help: "",
+                },
+                ParamSpec {
+                    name: "fail_every",
+                    kind: ParamKind::Int { min: 1, max: 10 },
+                    required: false,
+                    default: None,
+                    help: "",
+                },
+                ParamSpec {
+                    required: false,
+                    ..id("key")
+                },
+            ],
+            IdentityRule::ParamOrUnique("key"),
+        )
+    };
+
+    fn p(spec: &TypeSpec, v: serde_json::Value) -> Params {
+        spec.parse_params(RawParams::Json(&v)).unwrap()
+    }
+
+    #[test]
+    fn a_catalog_holds_one_spec_per_type() {
+        let c: Catalog = [&PER_SET, &ALL_PARAMS, &BY_UNITS].into_iter().collect();
+        assert_eq!(
+            c.spec(OperationType::InventorySync).map(|s| s.op),
+            Some(OperationType::InventorySync)
+        );
+        assert!(c.spec(OperationType::RestoreExecute).is_none());
+        assert_eq!(
+            c.types().iter().collect::<Vec<_>>(),
+            [
+                OperationType::InventorySync,
+                OperationType::BackupSetAddPolicies,
+                OperationType::Synthetic
+            ]
+        );
+        assert_eq!(Catalog::EMPTY.types(), TypeSet::EMPTY);
+        assert_eq!(c.with(&PER_TENANT).iter().count(), 4);
+    }
+
+    #[test]
+    fn parameters_pass_their_specs_and_then_the_typed_check() {
+        let e = BY_UNITS
+            .parse_params(RawParams::Json(&json!({"fail_every": 2})))
+            .unwrap_err();
+        assert_eq!(
+            (e.field.as_str(), e.rule.as_str()),
+            ("params.fail_every", "needs params.units")
+        );
+        let e = BY_UNITS
+            .parse_params(RawParams::Json(&json!({"units": 11})))
+            .unwrap_err();
+        assert_eq!(e.field, "params.units", "each value is checked against its spec first");
+        assert!(
+            BY_UNITS
+                .parse_params(RawParams::Json(&json!({"units": 3, "fail_every": 2})))
+                .is_ok()
+        );
     }
 
     #[test]
     fn identity_keys_are_derived_from_parameters() {
-        let p = |t: OperationType, v: serde_json::Value| t.parse_params(RawParams::Json(&v)).unwrap();
-        let t = OperationType::BackupSetAddPolicies;
-        let a = t.identity_key(&p(t, json!({"backup_set": "b1", "policies": ["x"]})));
-        let b = t.identity_key(&p(t, json!({"backup_set": "b1", "policies": ["y", "z"]})));
+        let a = PER_SET.identity_key(&p(&PER_SET, json!({"backup_set": "b1", "policies": ["x"]})));
+        let b = PER_SET.identity_key(&p(&PER_SET, json!({"backup_set": "b1", "policies": ["y", "z"]})));
         assert_eq!(a, b, "one mutation per backup set at a time");
         assert_eq!(a, IdentityKey::Stable("backup_set=b1".into()));
 
-        let inv = OperationType::InventorySync;
+        let inv = &ALL_PARAMS;
         assert_eq!(
             inv.identity_key(&p(inv, json!({}))),
             inv.identity_key(&p(inv, json!({"scope": "all"})))
@@ -702,37 +680,34 @@ mod tests {
             inv.identity_key(&p(inv, json!({"scope": "apps"})))
         );
 
-        let syn = OperationType::Synthetic;
-        assert_eq!(syn.identity_key(&p(syn, json!({"units": 3}))), IdentityKey::Unique);
         assert_eq!(
-            syn.identity_key(&p(syn, json!({"key": "k"}))),
+            BY_UNITS.identity_key(&p(&BY_UNITS, json!({"units": 3}))),
+            IdentityKey::Unique
+        );
+        assert_eq!(
+            BY_UNITS.identity_key(&p(&BY_UNITS, json!({"key": "k"}))),
             IdentityKey::Stable("key=k".into())
         );
 
-        let r = OperationType::RestoreExecute;
         assert_eq!(
-            r.identity_key(&p(r, json!({"backup_set": "a"}))),
+            PER_TENANT.identity_key(&p(&PER_TENANT, json!({"backup_set": "a"}))),
             IdentityKey::Stable("tenant".into())
         );
 
-        let rp = OperationType::ReviewPackGenerate;
         let many: Vec<String> = (0..100).map(|i| format!("section-{i:03}")).collect();
-        match rp.identity_key(&p(rp, json!({ "sections": many }))) {
+        match MANY.identity_key(&p(&MANY, json!({ "sections": many }))) {
             IdentityKey::Stable(k) => assert!(k.starts_with("sha256:") && k.len() < 60, "{k}"),
             IdentityKey::Unique => panic!("review packs dedupe"),
         }
     }
 
     #[test]
-    fn synthetic_progress_depends_on_units() {
-        let syn = OperationType::Synthetic;
-        let counted = syn.parse_params(RawParams::Json(&json!({"units": 0}))).unwrap();
-        let indet = syn.parse_params(RawParams::Json(&json!({"duration_ms": 10}))).unwrap();
-        assert_eq!(syn.progress_plan(&counted), ProgressPlan::Counted);
-        assert_eq!(syn.progress_plan(&indet), ProgressPlan::Indeterminate);
+    fn a_progress_plan_may_depend_on_a_parameter() {
         assert_eq!(
-            OperationType::DriftGenerate.progress_plan(&Params::empty()),
-            ProgressPlan::Phased(3)
+            BY_UNITS.progress_plan(&p(&BY_UNITS, json!({"units": 0}))),
+            ProgressPlan::Counted
         );
+        assert_eq!(BY_UNITS.progress_plan(&Params::empty()), ProgressPlan::Indeterminate);
+        assert_eq!(PER_SET.progress_plan(&Params::empty()), ProgressPlan::Counted);
     }
 }

@@ -47,7 +47,7 @@ impl StartToast {
     /// The toast for a start of `op` that created (`joined == false`) or
     /// joined run `id`.
     pub fn for_start(op: OperationType, id: RunId, joined: bool) -> Self {
-        let label = op.spec().label;
+        let label = op.label();
         let (kind, message) = if joined {
             (
                 ToastKind::AlreadyQueued,
@@ -83,7 +83,7 @@ pub fn terminal_notification(
     reconciled: bool,
     units: &UnitTally,
 ) -> NotificationText {
-    let label = op.spec().label;
+    let label = op.label();
     let title = if reconciled {
         format!("{label} was reconciled as stale")
     } else {

@@ -31,7 +31,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::FieldError;
-use crate::catalog::{OperationType, StaleThresholds};
+use crate::catalog::{Catalog, OperationType, StaleThresholds};
 use crate::lifecycle::{Outcome, RunState};
 use crate::run::Run;
 use crate::timestamp::Timestamp;
@@ -113,10 +113,14 @@ pub struct Thresholds {
 }
 
 impl Thresholds {
-    /// The catalog's thresholds.
-    pub fn catalog() -> Self {
+    /// The thresholds of `catalog`'s types; every other type (a run of a
+    /// type this build cannot execute) gets [`StaleThresholds::DEFAULT`].
+    pub fn of_catalog(catalog: &Catalog) -> Self {
         Self {
-            per_type: OperationType::ALL.iter().map(|t| t.spec().stale).collect(),
+            per_type: OperationType::ALL
+                .iter()
+                .map(|t| catalog.spec(*t).map_or(StaleThresholds::DEFAULT, |s| s.stale))
+                .collect(),
         }
     }
 
@@ -142,7 +146,7 @@ impl Thresholds {
             .iter()
             .position(|x| *x == t)
             .and_then(|i| self.per_type.get(i).copied())
-            .unwrap_or(t.spec().stale)
+            .unwrap_or(StaleThresholds::DEFAULT)
     }
 
     /// Every type with its thresholds (what the store compiles into SQL).
@@ -152,8 +156,9 @@ impl Thresholds {
 }
 
 impl Default for Thresholds {
+    /// [`StaleThresholds::DEFAULT`] for every type.
     fn default() -> Self {
-        Self::catalog()
+        Self::of_catalog(&Catalog::EMPTY)
     }
 }
 
@@ -307,7 +312,7 @@ pub(crate) mod tests {
 
     #[test]
     fn completed_classes() {
-        let th = Thresholds::catalog();
+        let th = Thresholds::default();
         let c = |o| classify(&run_at(RunState::Completed(o), T0), T0, &th);
         assert_eq!(c(Outcome::Succeeded), ProblemClass::Ok);
         assert_eq!(c(Outcome::Failed), ProblemClass::NeedsFollowUp);
@@ -325,8 +330,8 @@ pub(crate) mod tests {
 
     #[test]
     fn queued_goes_stale_after_its_threshold_from_available_at() {
-        let th = Thresholds::catalog();
-        let q = OperationType::Synthetic.spec().stale.queued;
+        let th = Thresholds::default();
+        let q = StaleThresholds::DEFAULT.queued;
         let mut r = run_at(RunState::Queued, T0);
         assert_eq!(
             classify(&r, T0.plus(q).minus(Duration::from_micros(1)), &th),
@@ -340,8 +345,8 @@ pub(crate) mod tests {
 
     #[test]
     fn running_goes_stale_on_silence_or_lease_expiry() {
-        let th = Thresholds::catalog();
-        let hb = OperationType::Synthetic.spec().stale.heartbeat;
+        let th = Thresholds::default();
+        let hb = StaleThresholds::DEFAULT.heartbeat;
         let mut r = run_at(RunState::Running, T0);
         r.started_at = Some(T0);
         r.lease = Some(Lease {
@@ -372,7 +377,7 @@ pub(crate) mod tests {
 
     #[test]
     fn thresholds_can_be_overridden_per_type() {
-        let th = Thresholds::catalog().with(
+        let th = Thresholds::default().with(
             OperationType::Synthetic,
             StaleThresholds {
                 queued: Duration::from_secs(1),
@@ -382,10 +387,7 @@ pub(crate) mod tests {
             },
         );
         assert_eq!(th.of(OperationType::Synthetic).queued, Duration::from_secs(1));
-        assert_eq!(
-            th.of(OperationType::InventorySync),
-            OperationType::InventorySync.spec().stale
-        );
+        assert_eq!(th.of(OperationType::InventorySync), StaleThresholds::DEFAULT);
         let r = run_at(RunState::Queued, T0);
         assert_eq!(
             classify(&r, T0.plus(Duration::from_secs(1)), &th),
@@ -396,8 +398,8 @@ pub(crate) mod tests {
 
     #[test]
     fn progress_stall_and_duration_make_running_runs_stale_before_the_lease() {
-        let th = Thresholds::catalog();
-        let hb = OperationType::Synthetic.spec().stale.heartbeat;
+        let th = Thresholds::default();
+        let hb = StaleThresholds::DEFAULT.heartbeat;
         let mut r = run_at(RunState::Running, T0);
         r.started_at = Some(T0);
         r.heartbeat_at = Some(T0.plus(hb * 10)); // keeps heartbeating
@@ -443,8 +445,8 @@ pub(crate) mod tests {
 
     #[test]
     fn reconcilable_runs() {
-        let th = Thresholds::catalog();
-        let s = OperationType::Synthetic.spec().stale;
+        let th = Thresholds::default();
+        let s = StaleThresholds::DEFAULT;
         let q = run_at(RunState::Queued, T0);
         assert!(!reconcilable(
             &q,

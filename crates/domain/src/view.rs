@@ -168,7 +168,7 @@ impl RunView {
             workspace_id: run.workspace_id,
             tenant_id: run.tenant_id,
             op_type: run.op_type,
-            label: run.op_type.spec().label,
+            label: run.op_type.label(),
             status: run.state.status(),
             outcome: run.state.outcome(),
             bucket: run.state.bucket(),
@@ -222,7 +222,7 @@ mod tests {
             "3 items failed for bob@example.com",
         )];
         r.reason_code = Some(ReasonCode::UnitFailed);
-        let v = serde_json::to_value(RunView::of(&r, T0, &Thresholds::catalog())).unwrap();
+        let v = serde_json::to_value(RunView::of(&r, T0, &Thresholds::default())).unwrap();
         for key in [
             "id",
             "workspace_id",
@@ -271,7 +271,7 @@ mod tests {
         let v = serde_json::to_value(RunView::of(
             &r,
             T0.plus(Duration::from_millis(12_540)),
-            &Thresholds::catalog(),
+            &Thresholds::default(),
         ))
         .unwrap();
         assert_eq!(v["progress"], json!({"mode": "indeterminate", "elapsed_s": 12.5}));
@@ -281,7 +281,7 @@ mod tests {
             phases: 3,
             label: "Comparing".into(),
         });
-        let v = serde_json::to_value(RunView::of(&r, T0, &Thresholds::catalog())).unwrap();
+        let v = serde_json::to_value(RunView::of(&r, T0, &Thresholds::default())).unwrap();
         assert_eq!(
             v["progress"],
             json!({"mode": "phased", "phase": 2, "phases": 3, "label": "Comparing"})

@@ -15,13 +15,13 @@ pub enum EngineError {
     /// A member lacking the capability. HTTP 403.
     #[error("your role does not allow {0}")]
     Forbidden(Capability),
-    /// The request is refused by policy (a system-only operation, the
-    /// synthetic operation while disabled). HTTP 403.
+    /// The request is refused by policy (a system-only operation, a type
+    /// that needs an opt-in the process did not give). HTTP 403.
     #[error("{0}")]
     Refused(String),
     /// The operation type has no handler in this build: it cannot run here,
     /// so it is not started. HTTP 422 `operation.unavailable`.
-    #[error("{label} ({op}) cannot run here: this build has no handler for it", label = .0.spec().label, op = .0)]
+    #[error("{label} ({op}) cannot run here: this build has no handler for it", label = .0.label(), op = .0)]
     Unavailable(OperationType),
     /// Bad input, naming the field. HTTP 400/422.
     #[error(transparent)]

@@ -39,7 +39,7 @@ use std::sync::Arc;
 
 use port::Store;
 use tenantatlas_domain::Timestamp;
-use tenantatlas_domain::catalog::TypeSet;
+use tenantatlas_domain::catalog::Catalog;
 use tenantatlas_domain::problem::Thresholds;
 use tenantatlas_domain::run::Run;
 use tenantatlas_domain::view::RunView;
@@ -58,14 +58,14 @@ pub use tally::{CLAIM_LATENCY_BUCKETS, Histogram, TallySnapshot};
 /// Engine settings.
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
-    /// The operation types this build can execute (those with a handler):
-    /// the only ones offered and accepted at start. Empty by default, so
-    /// that nothing is offered that no handler would run.
-    pub executable: TypeSet,
-    /// Whether the `synthetic` operation may be started.
+    /// The specs of the operation types this build can execute (its
+    /// handler registry's [`Registry::catalog`](worker::Registry::catalog)):
+    /// the only ones offered, accepted at start, and given stale thresholds
+    /// of their own. Empty by default, so that nothing is offered that no
+    /// handler would run.
+    pub catalog: Catalog,
+    /// Whether types that need an opt-in (`synthetic`) may be started.
     pub enable_synthetic: bool,
-    /// Stale thresholds per operation type.
-    pub thresholds: Thresholds,
     /// Most starts written in one group commit.
     pub max_start_batch: usize,
     /// Group commits in flight at once.
@@ -79,9 +79,8 @@ pub struct EngineConfig {
 impl Default for EngineConfig {
     fn default() -> Self {
         Self {
-            executable: TypeSet::EMPTY,
+            catalog: Catalog::EMPTY,
             enable_synthetic: false,
-            thresholds: Thresholds::catalog(),
             max_start_batch: 512,
             start_batches_in_flight: 2,
             max_completion_batch: 1024,
@@ -133,7 +132,7 @@ impl Engine {
             inner: Arc::new(Inner {
                 store,
                 clock,
-                thresholds: std::sync::RwLock::new(config.thresholds.clone()),
+                thresholds: std::sync::RwLock::new(Thresholds::of_catalog(&config.catalog)),
                 config,
                 starter,
                 completer,

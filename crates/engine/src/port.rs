@@ -258,32 +258,57 @@ pub trait Runs {
     async fn recent_durations(&self, op: OperationType, limit: u32) -> Result<Vec<Duration>>;
 }
 
+/// A running attempt's right to write on its run's behalf: what every
+/// write a handler makes carries — unit results, phases, counts, children,
+/// and the domain rows its operation produces. The store checks it inside
+/// the write's own transaction (the run row locked: still running, still
+/// this attempt) and otherwise refuses the write, recording a
+/// `late_result_ignored` event, so an attempt that was reconciled,
+/// re-claimed or completed cannot change anything. Only the engine makes
+/// one, for an attempt it claimed; a handler gets it from
+/// [`RunContext::fence`](crate::worker::RunContext::fence) and passes it to
+/// the stores it writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fence {
+    run: RunId,
+    attempt: u32,
+}
+
+impl Fence {
+    pub(crate) fn new(run: RunId, attempt: u32) -> Self {
+        Self { run, attempt }
+    }
+
+    /// The run.
+    pub fn run(&self) -> RunId {
+        self.run
+    }
+
+    /// The attempt that may write.
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+}
+
 /// Progress of running runs, fenced by attempt.
 #[async_trait]
 pub trait Progress {
     /// Sets a running run's total once and writes its unit ledger.
-    async fn plan_units(&self, run: RunId, attempt: u32, keys: &[String], now: Timestamp) -> Result<PlanApplied>;
-    /// Records unit results; each unit is counted at most once.
+    async fn plan_units(&self, fence: Fence, keys: &[String], now: Timestamp) -> Result<PlanApplied>;
+    /// Records unit results; each unit is counted at most once. The run's
+    /// next progress deadline (law 7) is judged with `thresholds`.
     async fn complete_units(
         &self,
-        run: RunId,
-        attempt: u32,
+        fence: Fence,
         results: &[UnitResult],
         now: Timestamp,
+        thresholds: &Thresholds,
     ) -> Result<UnitsApplied>;
     /// Fans a running parent out into queued children (law 11): sets the
     /// parent's total to the number of children, once.
-    async fn fan_out(&self, parent: RunId, attempt: u32, children: &[NewRun], now: Timestamp) -> Result<PlanApplied>;
+    async fn fan_out(&self, parent: Fence, children: &[NewRun], now: Timestamp) -> Result<PlanApplied>;
     /// Sets a running run's phase.
-    async fn set_phase(
-        &self,
-        run: RunId,
-        attempt: u32,
-        phase: u32,
-        phases: u32,
-        label: &str,
-        now: Timestamp,
-    ) -> Result<bool>;
+    async fn set_phase(&self, fence: Fence, phase: u32, phases: u32, label: &str, now: Timestamp) -> Result<bool>;
     /// Adds reported counts to a running run.
     async fn add_counts(&self, w: &CountsWrite, now: Timestamp) -> Result<bool>;
     /// Extends a running run's lease (fenced by attempt).
@@ -488,10 +513,8 @@ pub enum PlanApplied {
 /// Counts reported by a handler, added to the run's.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CountsWrite {
-    /// The run.
-    pub run_id: RunId,
-    /// Fencing attempt.
-    pub attempt: u32,
+    /// The run and the attempt that may write.
+    pub fence: Fence,
     /// Counts to add.
     pub counts: SummaryCounts,
 }

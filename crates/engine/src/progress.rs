@@ -7,7 +7,7 @@
 //! fenced by the caller's attempt: a result arriving after the run was
 //! reconciled or re-claimed changes nothing but the timeline.
 
-use crate::port::{CountsWrite, NewRun, PlanApplied, UnitResult, UnitsApplied};
+use crate::port::{CountsWrite, Fence, NewRun, PlanApplied, UnitResult, UnitsApplied};
 use tenantatlas_domain::FieldError;
 use tenantatlas_domain::catalog::OperationType;
 use tenantatlas_domain::counts::SummaryCounts;
@@ -37,7 +37,10 @@ impl Engine {
     /// planning again gets [`PlanApplied::AlreadyPlanned`].
     pub async fn plan_units(&self, run: RunId, attempt: u32, keys: &[String]) -> Result<PlanApplied> {
         check_keys(keys.iter().map(String::as_str))?;
-        let planned = self.store().plan_units(run, attempt, keys, self.now()).await?;
+        let planned = self
+            .store()
+            .plan_units(Fence::new(run, attempt), keys, self.now())
+            .await?;
         if planned == (PlanApplied::Planned { total: 0 }) {
             self.complete(run, Some(attempt), Outcome::Succeeded, None, Vec::new())
                 .await?;
@@ -48,7 +51,10 @@ impl Engine {
     /// Records unit results; each unit counts once, ever.
     pub async fn complete_units(&self, run: RunId, attempt: u32, results: &[UnitResult]) -> Result<UnitsApplied> {
         check_keys(results.iter().map(|r| r.unit_key.as_str()))?;
-        Ok(self.store().complete_units(run, attempt, results, self.now()).await?)
+        Ok(self
+            .store()
+            .complete_units(Fence::new(run, attempt), results, self.now(), &self.thresholds())
+            .await?)
     }
 
     /// Fans a running parent out into queued child runs (same tenant): the
@@ -56,23 +62,25 @@ impl Engine {
     /// when its last child does, with an outcome derived from theirs. Zero
     /// children completes it at once as succeeded.
     pub async fn fan_out(&self, parent: &Run, children: Vec<(OperationType, Params)>) -> Result<PlanApplied> {
-        for (op, _) in &children {
-            self.require_executable(*op)?;
-        }
         let now = self.now();
-        let batch: Vec<NewRun> = children
+        let batch = children
             .into_iter()
-            .map(|(op, params)| NewRun {
-                workspace_id: parent.workspace_id,
-                tenant_id: parent.tenant_id,
-                op_type: op,
-                identity: op.identity_key(&params),
-                params,
-                initiator: parent.initiator,
-                available_at: now,
+            .map(|(op, params)| {
+                Ok(NewRun {
+                    workspace_id: parent.workspace_id,
+                    tenant_id: parent.tenant_id,
+                    op_type: op,
+                    identity: self.spec(op)?.identity_key(&params),
+                    params,
+                    initiator: parent.initiator,
+                    available_at: now,
+                })
             })
-            .collect();
-        let planned = self.store().fan_out(parent.id, parent.attempt, &batch, now).await?;
+            .collect::<Result<Vec<NewRun>>>()?;
+        let planned = self
+            .store()
+            .fan_out(Fence::new(parent.id, parent.attempt), &batch, now)
+            .await?;
         if matches!(planned, PlanApplied::Planned { .. }) {
             for child in &batch {
                 self.tally_ref().started(child.op_type);
@@ -93,7 +101,7 @@ impl Engine {
         let label = tenantatlas_domain::sanitize::SafeText::sanitize(label);
         Ok(self
             .store()
-            .set_phase(run, attempt, phase, phases, label.as_str(), self.now())
+            .set_phase(Fence::new(run, attempt), phase, phases, label.as_str(), self.now())
             .await?)
     }
 
@@ -104,8 +112,7 @@ impl Engine {
             .store()
             .add_counts(
                 &CountsWrite {
-                    run_id: run,
-                    attempt,
+                    fence: Fence::new(run, attempt),
                     counts,
                 },
                 self.now(),

@@ -91,9 +91,9 @@ impl Engine {
     /// runs.
     pub async fn refresh_thresholds(&self) -> Result<()> {
         let mut t = self.thresholds();
-        for op in OperationType::ALL {
-            let durations = self.store().recent_durations(op, SAMPLE).await?;
-            t = t.with_running_max(op, adaptive_running_max(op.spec().stale.running_floor, &durations));
+        for spec in self.config().catalog.iter() {
+            let durations = self.store().recent_durations(spec.op, SAMPLE).await?;
+            t = t.with_running_max(spec.op, adaptive_running_max(spec.stale.running_floor, &durations));
         }
         self.set_thresholds(t);
         Ok(())

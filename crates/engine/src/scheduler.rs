@@ -13,10 +13,6 @@ use tenantatlas_domain::{FieldError, Timestamp};
 use crate::Engine;
 use crate::error::{EngineError, Result};
 
-/// The daily telemetry retention prune, created on start-up.
-pub const TELEMETRY_PRUNE_SCHEDULE: &str = "system: telemetry prune";
-const TELEMETRY_PRUNE_CRON: &str = "17 3 * * *";
-
 /// A schedule that fired.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Fired {
@@ -46,8 +42,7 @@ impl Engine {
         if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
             return Err(FieldError::new("name", "must be 1-100 printable characters").into());
         }
-        self.require_executable(op)?;
-        let target = match (op.spec().scope, tenant) {
+        let target = match (self.spec(op)?.scope, tenant) {
             (Scope::Tenant, Some(t)) => {
                 let t = self
                     .store()
@@ -88,23 +83,18 @@ impl Engine {
         Ok(self.store().list_schedules().await?)
     }
 
-    /// Creates the system schedules (the daily telemetry prune) when missing.
+    /// Creates the schedules the catalog's types ask for (the daily
+    /// telemetry prune) when missing, by name.
     pub async fn ensure_system_schedules(&self) -> Result<()> {
-        if self.require_executable(OperationType::TelemetryPrune).is_err() {
-            return Ok(());
-        }
         let existing = self.store().list_schedules().await?;
-        if !existing.iter().any(|s| s.name == TELEMETRY_PRUNE_SCHEDULE) {
-            let cron = CronSpec::parse("cron", TELEMETRY_PRUNE_CRON)?;
-            self.put_schedule(
-                TELEMETRY_PRUNE_SCHEDULE,
-                &cron,
-                None,
-                OperationType::TelemetryPrune,
-                Params::empty(),
-                Actor::System,
-            )
-            .await?;
+        for spec in self.config().catalog.iter() {
+            let Some(want) = spec.schedule else { continue };
+            if existing.iter().any(|s| s.name == want.name) {
+                continue;
+            }
+            let cron = CronSpec::parse("cron", want.cron)?;
+            self.put_schedule(want.name, &cron, None, spec.op, Params::empty(), Actor::System)
+                .await?;
         }
         Ok(())
     }
@@ -114,12 +104,12 @@ impl Engine {
         let now = self.now();
         let mut fired = Vec::new();
         for s in self.store().due_schedules(now, 500).await? {
-            if self.require_executable(s.op_type).is_err() {
+            let Ok(spec) = self.spec(s.op_type) else {
                 // Written by a build that had this type's handler: starting
                 // it here would only queue work nothing executes.
                 tracing::warn!(schedule = %s.name, op = %s.op_type, "this build cannot run the schedule's type; skipped");
                 continue;
-            }
+            };
             let cron = match CronSpec::parse("cron", &s.cron) {
                 Ok(c) => c,
                 Err(e) => {
@@ -133,7 +123,7 @@ impl Engine {
                 workspace_id: s.workspace_id,
                 tenant_id: s.tenant_id,
                 op_type: s.op_type,
-                identity: s.op_type.identity_key(&s.params),
+                identity: spec.identity_key(&s.params),
                 params: s.params.clone(),
                 initiator: None,
                 available_at: now,

@@ -2,7 +2,8 @@
 //!
 //! A start only authorizes, creates or reuses the run, and answers (law 9:
 //! no provider is called). A refused start — capability missing, tenant not
-//! entitled, a system-only type, the synthetic type while disabled — writes
+//! entitled, a system-only type, a type that needs an opt-in (`synthetic`)
+//! the process did not give — writes
 //! nothing, and so does a start of a type this build has no handler for
 //! ([`EngineError::Unavailable`]): nothing is offered or queued that no
 //! worker would execute. A user whose start joins an active run becomes its subscriber
@@ -13,9 +14,9 @@ use std::collections::hash_map::Entry;
 
 use crate::port::{NewRun, Tenant};
 use tenantatlas_domain::access::{Membership, authorize_tenant};
-use tenantatlas_domain::catalog::{OperationType, Scope};
+use tenantatlas_domain::catalog::{OperationType, Scope, TypeSpec};
 use tenantatlas_domain::ids::{TenantId, UserId};
-use tenantatlas_domain::params::Params;
+use tenantatlas_domain::params::{Params, RawParams};
 use tenantatlas_domain::run::Run;
 
 use crate::Engine;
@@ -50,26 +51,24 @@ impl Engine {
         membership: Option<&Membership>,
         op: OperationType,
     ) -> Result<Option<UserId>> {
-        let spec = op.spec();
-        self.require_executable(op)?;
+        let spec = self.spec(op)?;
         if spec.scope == Scope::System {
             return Err(EngineError::Refused(format!(
                 "{} is a system operation; it runs on its schedule and cannot be started for a tenant",
-                spec.name
+                spec.name()
             )));
         }
-        if op == OperationType::Synthetic && !self.config().enable_synthetic {
-            return Err(EngineError::Refused(
-                "the synthetic operation is disabled; run with TENANTATLAS_ENABLE_SYNTHETIC=1 (or --enable-synthetic) to allow it"
-                    .into(),
-            ));
+        if let Some(how) = spec.opt_in
+            && !self.config().enable_synthetic
+        {
+            return Err(EngineError::Refused(format!("{} is disabled; {how}", spec.name())));
         }
         match who {
             Initiator::System => Ok(None),
             Initiator::User(_) => {
                 let cap = spec
                     .start_capability
-                    .ok_or_else(|| EngineError::Refused(format!("{} cannot be started by users", spec.name)))?;
+                    .ok_or_else(|| EngineError::Refused(format!("{} cannot be started by users", spec.name())))?;
                 let grant = authorize_tenant(membership, tenant.workspace_id, tenant.id, cap)
                     .map_err(|d| EngineError::denied(d, "tenant"))?;
                 Ok(Some(grant.user_id()))
@@ -77,12 +76,12 @@ impl Engine {
         }
     }
 
-    fn new_run(&self, tenant: &Tenant, op: OperationType, params: Params, initiator: Option<UserId>) -> NewRun {
+    fn new_run(&self, tenant: &Tenant, spec: &TypeSpec, params: Params, initiator: Option<UserId>) -> NewRun {
         NewRun {
             workspace_id: Some(tenant.workspace_id),
             tenant_id: Some(tenant.id),
-            op_type: op,
-            identity: op.identity_key(&params),
+            op_type: spec.op,
+            identity: spec.identity_key(&params),
             params,
             initiator,
             available_at: self.now(),
@@ -124,19 +123,21 @@ impl Engine {
     /// would only queue work nothing executes.
     pub fn executable_type(&self, field: &str, name: &str) -> Result<OperationType> {
         let op = OperationType::parse(field, name)?;
-        self.require_executable(op)?;
+        self.spec(op)?;
         Ok(op)
     }
 
     /// The one check behind every entry that could create a run (start,
     /// batch, system start, schedule, fan-out): this build must have the
-    /// type's handler.
-    pub(crate) fn require_executable(&self, op: OperationType) -> Result<()> {
-        if self.config().executable.contains(op) {
-            Ok(())
-        } else {
-            Err(EngineError::Unavailable(op))
-        }
+    /// type's handler, whose spec it answers.
+    pub fn spec(&self, op: OperationType) -> Result<&'static TypeSpec> {
+        self.config().catalog.spec(op).ok_or(EngineError::Unavailable(op))
+    }
+
+    /// Parses and validates start parameters of `op` (parsed once, at the
+    /// edge: by its spec, then by its typed parameters).
+    pub fn parse_params(&self, op: OperationType, raw: RawParams<'_>) -> Result<Params> {
+        Ok(self.spec(op)?.parse_params(raw)?)
     }
 
     /// The operation types `membership` may start on `tenant` (start
@@ -157,7 +158,7 @@ impl Engine {
     pub async fn start(&self, who: Initiator, tenant: TenantId, op: OperationType, params: Params) -> Result<Started> {
         let (tenant, membership) = self.access(who, tenant).await?;
         let initiator = self.authorize_start(who, &tenant, membership.as_ref(), op)?;
-        let new = self.new_run(&tenant, op, params, initiator);
+        let new = self.new_run(&tenant, self.spec(op)?, params, initiator);
         let rec = self.inner.starter.submit(new).await?;
         if !rec.joined {
             self.tally_ref().started(op);
@@ -188,7 +189,7 @@ impl Engine {
                 Entry::Occupied(e) => *e.get(),
                 Entry::Vacant(slot) => *slot.insert(self.authorize_start(who, tenant, membership.as_ref(), op)?),
             };
-            batch.push(self.new_run(tenant, op, params, initiator));
+            batch.push(self.new_run(tenant, self.spec(op)?, params, initiator));
         }
         let now = self.now();
         let records = self.store().start_runs(&batch, now).await?;
@@ -206,8 +207,8 @@ impl Engine {
 
     /// Starts a system-scope operation (no tenant), or joins it.
     pub async fn start_system(&self, op: OperationType, params: Params) -> Result<Started> {
-        self.require_executable(op)?;
-        if op.spec().scope != Scope::System {
+        let spec = self.spec(op)?;
+        if spec.scope != Scope::System {
             return Err(EngineError::Refused(format!(
                 "{} runs for a tenant, not for the system",
                 op.as_str()
@@ -217,7 +218,7 @@ impl Engine {
             workspace_id: None,
             tenant_id: None,
             op_type: op,
-            identity: op.identity_key(&params),
+            identity: spec.identity_key(&params),
             params,
             initiator: None,
             available_at: self.now(),

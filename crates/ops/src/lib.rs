@@ -1,24 +1,75 @@
-//! The operation handlers: one module per operation type behind the
-//! engine's [`Handler`](tenantatlas_engine::worker::Handler) trait, gathered
-//! in [`registry`]. A worker claims only the types registered here.
+//! The operation types this build can run: one module per type, each the
+//! type's one home — its spec (capability, parameters, identity rule,
+//! progress plan, stale thresholds, attempts), its typed parameters and its
+//! handler, behind the engine's
+//! [`Operation`](tenantatlas_engine::worker::Operation) trait — gathered in
+//! [`registry`]. The engine offers, starts and claims exactly the types of
+//! [`catalog`].
 //!
 //! | module             | operation type     |
 //! |--------------------|--------------------|
 //! | [`synthetic`]      | `synthetic`        |
 //! | [`telemetry_prune`]| `telemetry.prune`  |
 //!
-//! The tenant-governance handlers (inventory, backups, restore, drift,
-//! review packs, …) arrive with the provider issues.
+//! The tenant-governance types (inventory, backups, restore, drift, review
+//! packs, …) arrive with the provider issues, each as a module here; their
+//! handlers' dependencies (the provider factory, the stores they write)
+//! are passed where [`registry`] builds them.
 
 pub mod synthetic;
 pub mod telemetry_prune;
 
-use tenantatlas_domain::catalog::OperationType;
+use tenantatlas_domain::catalog::Catalog;
 use tenantatlas_engine::worker::Registry;
 
 /// Every handler this build has.
 pub fn registry() -> Registry {
     Registry::new()
-        .with(OperationType::Synthetic, synthetic::Synthetic)
-        .with(OperationType::TelemetryPrune, telemetry_prune::TelemetryPrune)
+        .with(synthetic::Synthetic)
+        .with(telemetry_prune::TelemetryPrune)
+}
+
+/// The specs of every type this build can run (what the engine is
+/// configured with before any worker exists).
+pub fn catalog() -> Catalog {
+    registry().catalog()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use serde_json::json;
+    use tenantatlas_domain::catalog::{IdentityRule, Scope};
+    use tenantatlas_domain::params::RawParams;
+
+    use super::*;
+
+    #[test]
+    fn every_spec_is_coherent() {
+        let catalog = catalog();
+        assert_eq!(catalog.iter().count(), 2);
+        for s in catalog.iter() {
+            let name = s.name();
+            assert!(s.max_attempts >= 1);
+            assert!(s.stale.heartbeat >= Duration::from_secs(30), "{name}");
+            assert_eq!(s.scope == Scope::System, s.start_capability.is_none(), "{name}");
+            assert!(
+                s.schedule.is_none() || s.scope == Scope::System,
+                "{name}: only system types keep a schedule"
+            );
+            if let IdentityRule::Params(names) = s.identity {
+                for n in names {
+                    assert!(s.params.iter().any(|p| p.name == *n && p.required), "{name}: {n}");
+                }
+            }
+            if let IdentityRule::ParamOrUnique(n) = s.identity {
+                assert!(s.params.iter().any(|p| p.name == n), "{name}: {n}");
+            }
+            // defaults parse under their own spec and its typed check
+            if s.params.iter().all(|p| !p.required) {
+                assert!(s.parse_params(RawParams::Json(&json!({}))).is_ok(), "{name}");
+            }
+        }
+    }
 }

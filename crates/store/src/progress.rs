@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use tenantatlas_domain::Timestamp;
 use tenantatlas_domain::ids::RunId;
 use tenantatlas_domain::lifecycle::RunStatus;
+use tenantatlas_domain::problem::Thresholds;
 use tenantatlas_domain::run::{Run, UnitTally};
 use tenantatlas_domain::timeline::RunEventKind;
 use tenantatlas_engine::port::Progress;
@@ -23,7 +24,8 @@ use crate::{SqlStore, new_uuid, postgres, sqlite};
 
 /// Locks the run (PostgreSQL) and checks it is running under `attempt`;
 /// otherwise records the late write on the timeline.
-async fn fenced(conn: &mut Conn<'_>, run: RunId, attempt: u32, what: &str, now: Timestamp) -> Result<Option<Run>> {
+pub(crate) async fn fenced(conn: &mut Conn<'_>, fence: Fence, what: &str, now: Timestamp) -> Result<Option<Run>> {
+    let (run, attempt) = (fence.run(), fence.attempt());
     let current = fetch_run(conn, run, true).await?;
     match &current {
         Some(r) if r.state.status() == RunStatus::Running && r.attempt == attempt => Ok(current),
@@ -94,14 +96,15 @@ async fn insert_children(
 impl SqlStore {
     /// Sets a running run's total once and writes its unit ledger (and,
     /// on a fan-out, its children), in one transaction fenced by attempt.
-    async fn plan(&self, run: RunId, attempt: u32, work: Work<'_>, now: Timestamp) -> Result<PlanApplied> {
+    async fn plan(&self, fence: Fence, work: Work<'_>, now: Timestamp) -> Result<PlanApplied> {
+        let (run, attempt) = (fence.run(), fence.attempt());
         let (what, kind) = match work {
             Work::Units(_) => ("plan_units", RunEventKind::UnitsPlanned),
             Work::Children(_) => ("fan_out", RunEventKind::ChildrenPlanned),
         };
         let mut tx = self.begin().await?;
         let mut conn = tx.conn();
-        let Some(current) = fenced(&mut conn, run, attempt, what, now).await? else {
+        let Some(current) = fenced(&mut conn, fence, what, now).await? else {
             tx.commit().await?;
             return Ok(PlanApplied::Fenced);
         };
@@ -139,27 +142,28 @@ impl SqlStore {
 
 #[async_trait]
 impl Progress for SqlStore {
-    async fn plan_units(&self, run: RunId, attempt: u32, keys: &[String], now: Timestamp) -> Result<PlanApplied> {
+    async fn plan_units(&self, fence: Fence, keys: &[String], now: Timestamp) -> Result<PlanApplied> {
         let mut keys: Vec<&String> = keys.iter().collect();
         keys.sort_unstable();
         keys.dedup();
-        self.plan(run, attempt, Work::Units(keys), now).await
+        self.plan(fence, Work::Units(keys), now).await
     }
 
     async fn complete_units(
         &self,
-        run: RunId,
-        attempt: u32,
+        fence: Fence,
         results: &[UnitResult],
         now: Timestamp,
+        thresholds: &Thresholds,
     ) -> Result<UnitsApplied> {
+        let run = fence.run();
         // The first result for a key wins; later duplicates in the batch are
         // no-ops exactly as a later batch would be.
         let mut seen = HashSet::new();
         let results: Vec<&UnitResult> = results.iter().filter(|r| seen.insert(r.unit_key.as_str())).collect();
         let mut tx = self.begin().await?;
         let mut conn = tx.conn();
-        let Some(current) = fenced(&mut conn, run, attempt, "complete_units", now).await? else {
+        let Some(current) = fenced(&mut conn, fence, "complete_units", now).await? else {
             tx.commit().await?;
             return Ok(UnitsApplied::Fenced);
         };
@@ -179,7 +183,7 @@ impl Progress for SqlStore {
                 total: current.units.total,
             });
         }
-        let deadline = rows::progress_deadline_of(&current, current.units.processed + tally.processed, now);
+        let deadline = rows::progress_deadline_of(&current, current.units.processed + tally.processed, now, thresholds);
         let row = conn
             .one(
                 &q("UPDATE operation_runs SET units_processed = units_processed + $1, units_succeeded = units_succeeded + $2, \
@@ -207,22 +211,15 @@ impl Progress for SqlStore {
         })
     }
 
-    async fn fan_out(&self, parent: RunId, attempt: u32, children: &[NewRun], now: Timestamp) -> Result<PlanApplied> {
-        self.plan(parent, attempt, Work::Children(children), now).await
+    async fn fan_out(&self, parent: Fence, children: &[NewRun], now: Timestamp) -> Result<PlanApplied> {
+        self.plan(parent, Work::Children(children), now).await
     }
 
-    async fn set_phase(
-        &self,
-        run: RunId,
-        attempt: u32,
-        phase: u32,
-        phases: u32,
-        label: &str,
-        now: Timestamp,
-    ) -> Result<bool> {
+    async fn set_phase(&self, fence: Fence, phase: u32, phases: u32, label: &str, now: Timestamp) -> Result<bool> {
+        let (run, attempt) = (fence.run(), fence.attempt());
         let mut tx = self.begin().await?;
         let mut conn = tx.conn();
-        let Some(current) = fenced(&mut conn, run, attempt, "set_phase", now).await? else {
+        let Some(current) = fenced(&mut conn, fence, "set_phase", now).await? else {
             tx.commit().await?;
             return Ok(false);
         };
@@ -254,7 +251,7 @@ impl Progress for SqlStore {
     async fn add_counts(&self, w: &CountsWrite, now: Timestamp) -> Result<bool> {
         let mut tx = self.begin().await?;
         let mut conn = tx.conn();
-        let Some(current) = fenced(&mut conn, w.run_id, w.attempt, "add_counts", now).await? else {
+        let Some(current) = fenced(&mut conn, w.fence, "add_counts", now).await? else {
             tx.commit().await?;
             return Ok(false);
         };
@@ -264,7 +261,7 @@ impl Progress for SqlStore {
             &q("UPDATE operation_runs SET counts = $1, updated_at = $2 WHERE id = $3")
                 .bind(counts.to_json())
                 .bind(now)
-                .bind(w.run_id),
+                .bind(w.fence.run()),
         )
         .await?;
         tx.signal(Signal::RunsChanged(vec![current.tenant_id]));

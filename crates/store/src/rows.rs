@@ -472,8 +472,14 @@ pub(crate) fn schedule_from_row(r: &impl RowExt) -> Result<crate::model::Schedul
 
 /// When the run becomes likely stale for lack of progress, after `processed`
 /// units (law 7; the rule lives in the domain).
-pub(crate) fn progress_deadline_of(run: &Run, processed: u64, now: Timestamp) -> Option<Timestamp> {
+pub(crate) fn progress_deadline_of(
+    run: &Run,
+    processed: u64,
+    now: Timestamp,
+    thresholds: &tenantatlas_domain::problem::Thresholds,
+) -> Option<Timestamp> {
     let total = run.units.total?;
     let started = run.started_at?;
-    tenantatlas_domain::problem::progress_deadline(started, now, processed, total, run.op_type.spec().stale.heartbeat)
+    let heartbeat = thresholds.of(run.op_type).heartbeat;
+    tenantatlas_domain::problem::progress_deadline(started, now, processed, total, heartbeat)
 }

@@ -361,7 +361,7 @@ mod tests {
             limit: 10,
             cursor: None,
             now: Timestamp::EPOCH,
-            thresholds: Thresholds::catalog(),
+            thresholds: Thresholds::default(),
         };
         let s = list_runs(&q);
         assert!(s.text.contains("1 = 0"));

@@ -139,7 +139,7 @@ pub(crate) async fn allowed_for(engine: &Engine, user: &tenantatlas_domain::dire
         return Allowed::default();
     };
     let cancel = engine.tenant_for(user.id, tenant, Capability::CancelRuns).await.is_ok();
-    let retry = match run.op_type.spec().start_capability {
+    let retry = match engine.spec(run.op_type).ok().and_then(|s| s.start_capability) {
         Some(cap) => engine.tenant_for(user.id, tenant, cap).await.is_ok(),
         None => false,
     };
@@ -219,7 +219,7 @@ async fn start(
     engine.tenant_for(user.id, tenant, Capability::ViewRuns).await?;
     let op = engine.executable_type("type", op)?;
     let empty = json!({});
-    let params = op.parse_params(RawParams::Json(obj.get("params").unwrap_or(&empty)))?;
+    let params = engine.parse_params(op, RawParams::Json(obj.get("params").unwrap_or(&empty)))?;
     let started = engine.start(Initiator::User(user.id), tenant, op, params).await?;
     let toast = StartToast::for_start(op, started.run.id, started.joined);
     let status = if started.joined {

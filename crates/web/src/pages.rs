@@ -271,7 +271,7 @@ async fn dashboard(
     let startable = engine
         .startable_types(&tenant, &membership)
         .into_iter()
-        .map(|op| (op.as_str(), op.spec().label))
+        .map(|op| (op.as_str(), op.label()))
         .collect();
     html(&DashboardT {
         chrome,
@@ -308,7 +308,7 @@ async fn start(
             .filter(|(k, _)| k.as_str() != "type")
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        let params = op.parse_params(RawParams::Pairs(&pairs))?;
+        let params = engine.parse_params(op, RawParams::Pairs(&pairs))?;
         let started = engine.start(Initiator::User(user.id), tenant, op, params).await?;
         Ok::<_, WebError>(StartToast::for_start(op, started.run.id, started.joined))
     }
@@ -377,7 +377,7 @@ async fn operations(
         tenants,
         types: OperationType::ALL
             .iter()
-            .map(|t| (t.as_str(), t.spec().label, f.op_type == Some(*t)))
+            .map(|t| (t.as_str(), t.label(), f.op_type == Some(*t)))
             .collect(),
         buckets: StatusBucket::ALL
             .iter()
@@ -480,7 +480,7 @@ async fn detail_model(
         related.push(("Parent run".to_owned(), link(p)));
     }
     for c in &detail.children {
-        related.push((format!("Child: {}", c.op_type.spec().label), link(c.id)));
+        related.push((format!("Child: {}", c.op_type.label()), link(c.id)));
     }
     if let Some(t) = v.tenant_id {
         related.push((
@@ -690,7 +690,7 @@ async fn system_list(state: &AppState, user: &User, kind: &'static str, q: &Hash
             .await
             .map_err(fail)?
             .into_iter()
-            .map(|(op, d)| (op.spec().label, d))
+            .map(|(op, d)| (op.label(), d))
             .collect();
         vec![
             runs_chart(engine, Viewer::Everything).await?,

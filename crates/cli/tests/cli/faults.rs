@@ -12,7 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use tenantatlas_domain::catalog::OperationType;
+use tenantatlas_domain::access::Capability;
+use tenantatlas_domain::catalog::{IdentityRule, OperationType, ProgressPlan, TypeSpec};
 use tenantatlas_domain::directory::Actor;
 use tenantatlas_domain::ids::{RunId, TenantId};
 use tenantatlas_domain::lifecycle::{Outcome, RunState, RunStatus};
@@ -76,14 +77,23 @@ impl Drop for Proc {
     }
 }
 
+/// A stand-in spec for a type no worker of this build claims.
+static GHOST: TypeSpec = TypeSpec::tenant(
+    OperationType::InventorySync,
+    Capability::SyncInventory,
+    ProgressPlan::Indeterminate,
+    &[],
+    IdentityRule::PerTenant,
+);
+
 async fn engine(url: &str) -> Engine {
     Engine::new(
         tenantatlas_store::open(url).await.unwrap(),
         Arc::new(SystemClock),
         EngineConfig {
-            // Every type, not only the build's: the cases below also start
+            // The build's types and one more: the cases below also start
             // a type no worker claims, as a run a vanished node left behind.
-            executable: OperationType::ALL.into_iter().collect(),
+            catalog: tenantatlas_ops::catalog().with(&GHOST),
             enable_synthetic: true,
             ..EngineConfig::default()
         },
@@ -98,7 +108,9 @@ async fn tenant(e: &Engine) -> TenantId {
 }
 
 async fn start(e: &Engine, tenant: TenantId, n: usize, params: serde_json::Value) -> Vec<RunId> {
-    let p = OperationType::Synthetic.parse_params(RawParams::Json(&params)).unwrap();
+    let p = tenantatlas_ops::synthetic::SPEC
+        .parse_params(RawParams::Json(&params))
+        .unwrap();
     let reqs = (0..n).map(|_| (tenant, OperationType::Synthetic, p.clone())).collect();
     e.start_many(Initiator::System, reqs)
         .await
@@ -433,9 +445,7 @@ async fn two_nodes_share_the_work_and_survive_losing_the_duty_holder() {
                 Initiator::System,
                 t,
                 OperationType::InventorySync,
-                OperationType::InventorySync
-                    .parse_params(RawParams::Json(&json!({})))
-                    .unwrap(),
+                GHOST.parse_params(RawParams::Json(&json!({}))).unwrap(),
             )
             .await
             .unwrap()

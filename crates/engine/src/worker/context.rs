@@ -1,13 +1,16 @@
-//! What a handler sees of its run: parameters, unit planning and results,
-//! phases, counts, and whether it must stop.
+//! What a handler sees of its run: its tenant, parameters, unit planning
+//! and results, phases, counts, the fence its own writes carry, and
+//! whether it must stop.
 //!
-//! Every write goes through the engine fenced by the run's attempt, so a
-//! handler that outlived its lease cannot change anything. Unit results
-//! are buffered and written in batches.
+//! Every write goes through the engine fenced by the run's attempt
+//! ([`Fence`]), so a handler that outlived its lease cannot change
+//! anything; the domain stores a handler is built with take the same fence
+//! and refuse the same way. Unit results are buffered and written in
+//! batches.
 
 use std::time::{Duration, Instant};
 
-use crate::port::{PlanApplied, UnitResult, UnitsApplied};
+use crate::port::{Fence, PlanApplied, Tenant, UnitResult, UnitsApplied};
 use tenantatlas_domain::counts::SummaryCounts;
 use tenantatlas_domain::params::Params;
 use tenantatlas_domain::progress::UnitOutcome;
@@ -37,6 +40,8 @@ const FLUSH_EVERY: Duration = Duration::from_millis(250);
 pub struct RunContext {
     engine: Engine,
     run: Run,
+    fence: Fence,
+    tenant: Option<Tenant>,
     stop: watch::Receiver<Option<StopReason>>,
     buffer: Vec<UnitResult>,
     last_flush: Instant,
@@ -56,7 +61,9 @@ impl RunContext {
     pub(crate) fn new(engine: Engine, run: Run, stop: watch::Receiver<Option<StopReason>>) -> Self {
         Self {
             engine,
+            fence: Fence::new(run.id, run.attempt),
             run,
+            tenant: None,
             stop,
             buffer: Vec::new(),
             last_flush: Instant::now(),
@@ -72,6 +79,29 @@ impl RunContext {
     /// Its parameters.
     pub fn params(&self) -> &Params {
         &self.run.params
+    }
+
+    /// The right to write on this attempt's behalf: pass it to every
+    /// domain write, which the store refuses once the attempt is fenced.
+    pub fn fence(&self) -> Fence {
+        self.fence
+    }
+
+    /// The run's tenant (read once, then kept); `None` for a system run.
+    /// A tenant deleted since the start blocks the run.
+    pub async fn tenant(&mut self) -> Result<Option<&Tenant>, HandlerError> {
+        let Some(id) = self.run.tenant_id else {
+            return Ok(None);
+        };
+        if self.tenant.is_none() {
+            let engine = &self.engine;
+            let found = retrying(RETRY_LIMIT, || engine.get_tenant(id))
+                .await
+                .map_err(internal)?
+                .ok_or_else(|| HandlerError::Blocked("the run's tenant no longer exists".into()))?;
+            self.tenant = Some(found);
+        }
+        Ok(self.tenant.as_ref())
     }
 
     /// Now, by the engine's clock (for a `Retry-After` turned into

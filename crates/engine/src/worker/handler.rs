@@ -1,13 +1,21 @@
 //! What an operation handler is: one module per operation type behind one
 //! trait (the shape of mini-redis's commands), looked up in a [`Registry`].
+//!
+//! A type's module implements [`Operation`]: its [`TypeSpec`], its typed
+//! parameters (`TryFrom<&Params>`, the same code the edge runs through
+//! [`TypeSpec::check`]) and its work. The registry erases it into a
+//! [`Handler`] and gathers the specs into the build's [`Catalog`], which is
+//! what the engine offers, starts and claims.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use tenantatlas_domain::FieldError;
 use tenantatlas_domain::Timestamp;
-use tenantatlas_domain::catalog::{OperationType, TypeSet};
+use tenantatlas_domain::catalog::{Catalog, OperationType, TypeSet, TypeSpec};
 use tenantatlas_domain::lifecycle::Outcome;
+use tenantatlas_domain::params::Params;
 use tenantatlas_domain::reason::{Failure, ReasonCode};
 
 use super::context::RunContext;
@@ -83,10 +91,44 @@ pub trait Handler: Send + Sync + 'static {
     async fn run(&self, ctx: &mut RunContext) -> Result<Done, HandlerError>;
 }
 
+/// One operation type's home: its spec, its typed parameters and its work.
+#[async_trait]
+pub trait Operation: Send + Sync + 'static {
+    /// Its spec; `SPEC.check` is
+    /// [`accepts::<Self::Params>`](tenantatlas_domain::catalog::accepts),
+    /// so that the edge refuses what the handler could not parse.
+    const SPEC: &'static TypeSpec;
+
+    /// Its parameters, typed: parsed from the run's validated [`Params`].
+    type Params: for<'a> TryFrom<&'a Params, Error = FieldError> + Send;
+
+    /// Does the run's work (see [`Handler::run`]).
+    async fn run(&self, ctx: &mut RunContext, params: Self::Params) -> Result<Done, HandlerError>;
+}
+
+/// An [`Operation`] as a [`Handler`]: parses the typed parameters, then runs.
+struct Typed<O>(O);
+
+#[async_trait]
+impl<O: Operation> Handler for Typed<O> {
+    async fn run(&self, ctx: &mut RunContext) -> Result<Done, HandlerError> {
+        let params = O::Params::try_from(ctx.params()).map_err(|e| {
+            // Stored by a build whose rules were looser: nothing to retry.
+            HandlerError::fatal(
+                ReasonCode::InternalError,
+                &format!("the run's parameters are not valid for this build: {e}"),
+            )
+        })?;
+        self.0.run(ctx, params).await
+    }
+}
+
+/// The handlers a worker can execute, by operation type.
 /// The handlers a worker can execute, by operation type.
 #[derive(Clone, Default)]
 pub struct Registry {
     handlers: HashMap<OperationType, Arc<dyn Handler>>,
+    catalog: Catalog,
 }
 
 impl std::fmt::Debug for Registry {
@@ -103,9 +145,18 @@ impl Registry {
         Self::default()
     }
 
-    /// Registers the handler of `op`.
-    pub fn with(mut self, op: OperationType, handler: impl Handler) -> Self {
-        self.handlers.insert(op, Arc::new(handler));
+    /// Registers an operation type's home.
+    #[must_use]
+    pub fn with<O: Operation>(self, op: O) -> Self {
+        self.with_handler(O::SPEC, Typed(op))
+    }
+
+    /// Registers an untyped handler for `spec`'s type (one that reads
+    /// [`RunContext::params`] itself: test doubles, stand-ins).
+    #[must_use]
+    pub fn with_handler(mut self, spec: &'static TypeSpec, handler: impl Handler) -> Self {
+        self.handlers.insert(spec.op, Arc::new(handler));
+        self.catalog = self.catalog.with(spec);
         self
     }
 
@@ -116,8 +167,14 @@ impl Registry {
 
     /// The types this registry executes: the only ones a worker claims,
     /// and the only ones the engine offers and starts
-    /// ([`EngineConfig::executable`](crate::EngineConfig::executable)).
+    /// ([`EngineConfig::catalog`](crate::EngineConfig::catalog)).
     pub fn types(&self) -> TypeSet {
-        self.handlers.keys().copied().collect()
+        self.catalog.types()
+    }
+
+    /// The specs of its types: the build's catalog
+    /// ([`EngineConfig::catalog`](crate::EngineConfig::catalog)).
+    pub fn catalog(&self) -> Catalog {
+        self.catalog
     }
 }

@@ -35,7 +35,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
 pub use context::{RunContext, StopReason};
-pub use handler::{Done, Handler, HandlerError, Registry};
+pub use handler::{Done, Handler, HandlerError, Operation, Registry};
 
 use crate::{Completion, Engine, Result};
 
@@ -474,7 +474,7 @@ async fn finish(
             }
         }
         (_, Err(HandlerError::Retryable { failure: f, not_before })) => {
-            let limit = run.op_type.spec().max_attempts;
+            let limit = engine.spec(run.op_type).map_or(1, |s| s.max_attempts);
             if run.attempt < limit {
                 let at = retry_at(engine.now(), backoff(config, run.attempt), not_before);
                 tracing::info!(reason = %f.reason_code, available_at = %at, "retryable failure; requeued");

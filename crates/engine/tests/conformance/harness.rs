@@ -9,7 +9,7 @@ use std::time::Duration;
 use sqlx::postgres::PgConnectOptions;
 use tenantatlas_domain::Timestamp;
 use tenantatlas_domain::access::Role;
-use tenantatlas_domain::catalog::{OperationType, TypeSet};
+use tenantatlas_domain::catalog::Catalog;
 use tenantatlas_domain::ids::{TenantId, UserId, WorkspaceId};
 use tenantatlas_engine::{Engine, EngineConfig, ManualClock};
 use tenantatlas_store::SqlStore;
@@ -139,11 +139,11 @@ pub async fn postgres_db() -> Option<Db> {
     })
 }
 
-/// Every type of the catalog: the engine's laws hold for each, whether or
-/// not this build has its handler (what a build offers is tested apart, in
-/// `starts.rs`, with the registry's types).
-pub fn every_type() -> TypeSet {
-    OperationType::ALL.into_iter().collect()
+/// This build's types and the stand-ins: the engine's laws hold for each,
+/// whether or not this build has its handler (what a build offers is
+/// tested apart, in `starts.rs`, with the registry's catalog).
+pub fn every_type() -> Catalog {
+    crate::standins::catalog()
 }
 
 /// A case's world: a database, a store, an engine and its clock.
@@ -159,7 +159,7 @@ impl Ctx {
         Self::with_config(
             db,
             EngineConfig {
-                executable: every_type(),
+                catalog: every_type(),
                 enable_synthetic: true,
                 ..EngineConfig::default()
             },
@@ -174,7 +174,7 @@ impl Ctx {
             c.store.clone(),
             Arc::new(tenantatlas_engine::SystemClock),
             EngineConfig {
-                executable: every_type(),
+                catalog: every_type(),
                 enable_synthetic: true,
                 ..EngineConfig::default()
             },

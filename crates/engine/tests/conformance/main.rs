@@ -5,6 +5,7 @@
 )]
 
 mod harness;
+mod standins;
 
 mod concurrency;
 mod directory;
@@ -28,7 +29,9 @@ use tenantatlas_engine::{Engine, Initiator};
 
 /// Parses JSON parameters for `op`.
 pub fn params(op: OperationType, v: serde_json::Value) -> Params {
-    op.parse_params(RawParams::Json(&v)).unwrap()
+    let catalog = standins::catalog();
+    let spec = catalog.spec(op).expect("a type with a spec or a stand-in");
+    spec.parse_params(RawParams::Json(&v)).unwrap()
 }
 
 /// Starts a synthetic run with `units` planned units (or indeterminate).
@@ -100,5 +103,6 @@ conformance! {
     crate::worker::a_reconciled_run_ignores_late_results => a_reconciled_run_ignores_late_results,
     crate::worker::an_idle_worker_wakes_on_a_start => an_idle_worker_wakes_on_a_start,
     crate::worker::retry_after_steers_the_requeue => retry_after_steers_the_requeue,
+    crate::worker::a_handler_sees_its_tenant_and_its_fence => a_handler_sees_its_tenant_and_its_fence,
     crate::upgrade::a_database_of_an_earlier_main_migrates_forward_and_reads_back => a_database_of_an_earlier_main_migrates_forward_and_reads_back,
 }

@@ -150,7 +150,7 @@ pub async fn identical_starts_join_and_subscribe(db: Db) {
 
 pub async fn refused_starts_create_nothing(db: Db) {
     let config = EngineConfig {
-        executable: every_type(),
+        catalog: every_type(),
         ..EngineConfig::default() // synthetic disabled
     };
     let c = Ctx::with_config(db, config).await;
@@ -235,9 +235,9 @@ pub async fn refused_starts_create_nothing(db: Db) {
 /// others are refused at every entry (user, system, batch, schedule,
 /// fan-out) before anything is written, and are not offered as startable.
 pub async fn types_without_a_handler_are_refused_and_create_nothing(db: Db) {
-    let executable = tenantatlas_ops::registry().types();
+    let executable = tenantatlas_ops::catalog().types();
     let config = EngineConfig {
-        executable,
+        catalog: tenantatlas_ops::catalog(),
         enable_synthetic: true,
         ..EngineConfig::default()
     };

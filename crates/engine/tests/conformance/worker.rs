@@ -334,10 +334,8 @@ pub async fn retry_after_steers_the_requeue(db: Db) {
         (Some(Duration::from_secs(600)), Duration::from_secs(600)),
         (Some(Duration::ZERO), Duration::from_millis(10)),
     ] {
-        let registry = tenantatlas_engine::worker::Registry::new().with(
-            tenantatlas_domain::catalog::OperationType::Synthetic,
-            RetryAfter { retry_after },
-        );
+        let registry = tenantatlas_engine::worker::Registry::new()
+            .with_handler(&tenantatlas_ops::synthetic::SPEC, RetryAfter { retry_after });
         let stop = CancellationToken::new();
         let task = tokio::spawn(Worker::new(c.engine.clone(), registry, fast("n1")).run(stop.clone()));
         let run = start_synthetic(&c.engine, Initiator::System, s.a, json!({})).await.run;
@@ -381,4 +379,50 @@ pub async fn retry_after_steers_the_requeue(db: Db) {
         stop.cancel();
         task.await.unwrap().unwrap();
     }
+}
+
+type Seen = std::sync::Arc<std::sync::Mutex<Vec<(Option<String>, tenantatlas_engine::port::Fence)>>>;
+
+/// Records what its run's context says: the tenant, the fence.
+struct SeesItsRun {
+    seen: Seen,
+}
+
+#[async_trait::async_trait]
+impl tenantatlas_engine::worker::Handler for SeesItsRun {
+    async fn run(
+        &self,
+        ctx: &mut tenantatlas_engine::worker::RunContext,
+    ) -> Result<tenantatlas_engine::worker::Done, tenantatlas_engine::worker::HandlerError> {
+        let fence = ctx.fence();
+        let tenant = ctx.tenant().await?.map(|t| t.name.clone());
+        self.seen.lock().unwrap().push((tenant, fence));
+        Ok(tenantatlas_engine::worker::Done::Succeeded)
+    }
+}
+
+/// A handler reaches its run's tenant, and the fence its writes carry is
+/// its own run and attempt.
+pub async fn a_handler_sees_its_tenant_and_its_fence(db: Db) {
+    let c = Ctx::new(db).await;
+    let s = c.seed().await;
+    let seen = Seen::default();
+    let registry = tenantatlas_engine::worker::Registry::new().with_handler(
+        &tenantatlas_ops::synthetic::SPEC,
+        SeesItsRun {
+            seen: std::sync::Arc::clone(&seen),
+        },
+    );
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(Worker::new(c.engine.clone(), registry, fast("n1")).run(stop.clone()));
+    let run = start_synthetic(&c.engine, Initiator::System, s.b, json!({})).await.run;
+    let done = wait_for(&c, run.id, "the run", completed).await;
+    assert_eq!(done.state, RunState::Completed(Outcome::Succeeded));
+    stop.cancel();
+    task.await.unwrap().unwrap();
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1);
+    let (tenant, fence) = &seen[0];
+    assert_eq!(tenant.as_deref(), Some("Tenant B"));
+    assert_eq!((fence.run(), fence.attempt()), (run.id, 1));
 }

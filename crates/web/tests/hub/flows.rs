@@ -382,7 +382,7 @@ async fn one_problem_class_on_every_surface() {
         let operator = w.user("operator").clone();
         let who = Initiator::User(operator.id);
         let synth = |key: &str| {
-            OperationType::Synthetic
+            tenantatlas_ops::synthetic::SPEC
                 .parse_params(RawParams::Json(&json!({"units": 2, "key": key})))
                 .unwrap()
         };
@@ -608,7 +608,7 @@ async fn live_streams_follow_runs_and_end_with_the_session() {
         let first = next(&mut body).await.unwrap();
         assert!(first.contains("event: widget"), "{first}");
         // a run started in scope appears on the stream
-        let p = OperationType::Synthetic
+        let p = tenantatlas_ops::synthetic::SPEC
             .parse_params(RawParams::Json(&json!({"units": 3, "key": "live"})))
             .unwrap();
         let run = w
@@ -633,7 +633,7 @@ async fn live_streams_follow_runs_and_end_with_the_session() {
         )
         .await;
         assert_eq!(out.status(), 303);
-        let p = OperationType::Synthetic
+        let p = tenantatlas_ops::synthetic::SPEC
             .parse_params(RawParams::Json(&json!({"units": 3, "key": "after-logout"})))
             .unwrap();
         let later = w
@@ -719,7 +719,11 @@ async fn metrics_count_what_this_node_did_and_read_only_active_runs() {
     for db in databases() {
         let w = world(&db).await;
         let e = &w.engine;
-        let p = |v: Value| OperationType::Synthetic.parse_params(RawParams::Json(&v)).unwrap();
+        let p = |v: Value| {
+            tenantatlas_ops::synthetic::SPEC
+                .parse_params(RawParams::Json(&v))
+                .unwrap()
+        };
         // the world started r1 and r3; a twin of r1 joins it (not a start)
         let joined = e
             .start(

@@ -100,7 +100,7 @@ pub async fn world(db: &Db) -> World {
         tenantatlas_store::open(&db.url).await.unwrap(),
         clock.clone(),
         EngineConfig {
-            executable: tenantatlas_ops::registry().types(),
+            catalog: tenantatlas_ops::catalog(),
             enable_synthetic: true,
             ..EngineConfig::default()
         },
@@ -155,7 +155,11 @@ pub async fn world(db: &Db) -> World {
         }
         users.push((persona, u));
     }
-    let p = |v: Value| OperationType::Synthetic.parse_params(RawParams::Json(&v)).unwrap();
+    let p = |v: Value| {
+        tenantatlas_ops::synthetic::SPEC
+            .parse_params(RawParams::Json(&v))
+            .unwrap()
+    };
     let r1 = e
         .start(
             Initiator::System,
