@@ -124,6 +124,12 @@ pub struct ServeArgs {
     /// cookies get `Secure` and the `__Host-` prefix.
     #[arg(long, env = "TENANTATLAS_BEHIND_TLS")]
     pub behind_tls: bool,
+    /// Proxies in front of the hub (CIDRs, comma-separated or repeated):
+    /// when one of them connects, the client is the address it names in
+    /// `X-Forwarded-For` (for sign-in throttling and logs). Without it, the
+    /// connecting peer is the client.
+    #[arg(long = "trusted-proxy", env = "TENANTATLAS_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Runs executed at once by this node's worker (0: no worker).
     #[arg(long, default_value_t = 16)]
     pub workers: usize,

@@ -117,8 +117,8 @@ async fn shutdown_signal() {
 
 /// What a node serves over HTTP.
 enum Listen<'a> {
-    /// The hub (and whether it is reached over TLS).
-    Hub(&'a str, bool),
+    /// The hub (whether it is reached over TLS, and its trusted proxies).
+    Hub(&'a str, bool, &'a [ipnet::IpNet]),
     /// `/metrics` and `/healthz` only (a worker-only process).
     Metrics(&'a str),
 }
@@ -139,9 +139,9 @@ async fn node(
     };
     let hub = match listen {
         Some(l) => {
-            let (bind, tls, what) = match l {
-                Listen::Hub(bind, tls) => (bind, tls, "the hub"),
-                Listen::Metrics(bind) => (bind, false, "metrics"),
+            let (bind, tls, proxies, what) = match l {
+                Listen::Hub(bind, tls, proxies) => (bind, tls, proxies, "the hub"),
+                Listen::Metrics(bind) => (bind, false, &[][..], "metrics"),
             };
             let listener = tokio::net::TcpListener::bind(bind)
                 .await
@@ -154,6 +154,7 @@ async fn node(
                 engine.clone(),
                 tenantatlas_web::WebConfig {
                     tls,
+                    trusted_proxies: proxies.to_vec(),
                     ..tenantatlas_web::WebConfig::default()
                 },
             );
@@ -200,7 +201,7 @@ async fn serve(engine: &Engine, a: &ServeArgs) -> Result<()> {
         worker,
         true,
         Duration::from_secs(a.sweep_seconds.max(1)),
-        Some(Listen::Hub(&a.bind, a.behind_tls)),
+        Some(Listen::Hub(&a.bind, a.behind_tls, &a.trusted_proxies)),
     )
     .await
 }
@@ -324,7 +325,7 @@ async fn demo(cli: &Cli, bind: &str) -> Result<()> {
         Some(worker),
         true,
         Duration::from_secs(5),
-        Some(Listen::Hub(bind, false)),
+        Some(Listen::Hub(bind, false, &[])),
     )
     .await?;
     e.close().await;

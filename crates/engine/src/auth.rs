@@ -72,13 +72,31 @@ impl Engine {
             Some(u) => self.store().password_hash(u.id).await?,
             None => None,
         };
-        let ok = tokio::task::spawn_blocking({
-            let password = password.to_owned();
-            move || password::verify_or_dummy(hash.as_deref(), &password)
-        })
-        .await
-        .map_err(|_| EngineError::Internal("password verification failed".into()))?;
+        let password = password.to_owned();
+        let ok = self
+            .hashing(move || password::verify_or_dummy(hash.as_deref(), &password))
+            .await?;
         Ok(user.filter(|u| ok && u.disabled_at.is_none()))
+    }
+
+    /// Runs password hashing on a blocking thread, at most
+    /// [`EngineConfig::hashing_slots`](crate::EngineConfig::hashing_slots)
+    /// at once: each Argon2id hash holds 19 MiB while it runs, so a burst of
+    /// sign-ins would otherwise take memory without bound and starve the
+    /// blocking pool. A caller that waits longer than
+    /// [`EngineConfig::hashing_wait`](crate::EngineConfig::hashing_wait) for
+    /// a slot gets [`EngineError::Busy`].
+    pub(crate) async fn hashing<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+        let wait = self.config().hashing_wait;
+        let permit = tokio::time::timeout(wait, self.hashing_slots().acquire())
+            .await
+            .map_err(|_| EngineError::Busy(Duration::from_secs(1)))?
+            .map_err(|_| EngineError::Internal("password hashing is closed".into()))?;
+        let out = tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|_| EngineError::Internal("password hashing failed".into()))?;
+        drop(permit);
+        Ok(out)
     }
 
     /// Opens a session for `user`; returns the id for the cookie (a fresh
@@ -130,7 +148,11 @@ impl Engine {
 
     /// Changes a password; every session of the user ends.
     pub async fn change_password(&self, user: &User, new: &Password, actor: Actor) -> Result<()> {
-        let hash = password::hash(new).map_err(|_| EngineError::Internal("password hashing failed".into()))?;
+        let new = new.clone();
+        let hash = self
+            .hashing(move || password::hash(&new))
+            .await?
+            .map_err(|_| EngineError::Internal("password hashing failed".into()))?;
         Ok(self.store().set_password(user.id, &hash, actor, self.now()).await?)
     }
 

@@ -62,7 +62,11 @@ impl Engine {
         platform_operator: bool,
         actor: Actor,
     ) -> Result<User> {
-        let hash = password::hash(password).map_err(|_| EngineError::Internal("password hashing failed".into()))?;
+        let password = password.clone();
+        let hash = self
+            .hashing(move || password::hash(&password))
+            .await?
+            .map_err(|_| EngineError::Internal("password hashing failed".into()))?;
         Ok(self
             .store()
             .add_user(email.as_str(), &hash, platform_operator, actor, self.now())

@@ -23,6 +23,10 @@ pub enum EngineError {
     /// so it is not started. HTTP 422 `operation.unavailable`.
     #[error("{label} ({op}) cannot run here: this build has no handler for it", label = .0.label(), op = .0)]
     Unavailable(OperationType),
+    /// Too much of a bounded resource is in use (password hashing): try
+    /// again after this long. HTTP 429 with `Retry-After`.
+    #[error("the service is busy; try again in {} s", .0.as_secs().max(1))]
+    Busy(std::time::Duration),
     /// Bad input, naming the field. HTTP 400/422.
     #[error(transparent)]
     Invalid(#[from] FieldError),

@@ -74,6 +74,12 @@ pub struct EngineConfig {
     pub max_completion_batch: usize,
     /// Completion group commits in flight at once.
     pub completion_batches_in_flight: usize,
+    /// Password hashes computed at once (each Argon2id hash holds 19 MiB
+    /// for its duration): the cores, by default.
+    pub hashing_slots: usize,
+    /// How long a sign-in waits for a hashing slot before it is answered
+    /// [`EngineError::Busy`].
+    pub hashing_wait: std::time::Duration,
 }
 
 impl Default for EngineConfig {
@@ -85,6 +91,8 @@ impl Default for EngineConfig {
             start_batches_in_flight: 2,
             max_completion_batch: 1024,
             completion_batches_in_flight: 2,
+            hashing_slots: std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
+            hashing_wait: std::time::Duration::from_secs(2),
         }
     }
 }
@@ -97,6 +105,7 @@ struct Inner {
     starter: batcher::Starter,
     completer: lifecycle::Completer,
     tally: tally::Tally,
+    hashing: tokio::sync::Semaphore,
 }
 
 /// The operation service. Cheap to clone.
@@ -133,6 +142,7 @@ impl Engine {
                 store,
                 clock,
                 thresholds: std::sync::RwLock::new(Thresholds::of_catalog(&config.catalog)),
+                hashing: tokio::sync::Semaphore::new(config.hashing_slots.max(1)),
                 config,
                 starter,
                 completer,
@@ -195,6 +205,10 @@ impl Engine {
             .thresholds
             .read()
             .map_or_else(|p| p.into_inner().clone(), |t| t.clone())
+    }
+
+    pub(crate) fn hashing_slots(&self) -> &tokio::sync::Semaphore {
+        &self.inner.hashing
     }
 
     pub(crate) fn set_thresholds(&self, t: Thresholds) {

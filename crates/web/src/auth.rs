@@ -2,7 +2,8 @@
 //!
 //! - Login verifies an Argon2id hash — a dummy one for unknown accounts, so
 //!   neither the message nor the time tells which accounts exist — and is
-//!   rate-limited per account and per address.
+//!   throttled per account and client ([`crate::throttle`]); hashing itself
+//!   is bounded by the engine (429 with `Retry-After` beyond a short wait).
 //! - Every login opens a new server-side session (the id rotates); the
 //!   cookie is `HttpOnly; SameSite=Strict; Path=/` (+ `Secure` and the
 //!   `__Host-` prefix over TLS). The database keeps only its hash.
@@ -10,10 +11,7 @@
 //!   redirects to the login page, [`PlatformOperator`] answers 404 to
 //!   anyone who is not one (the system plane does not exist for them).
 
-use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::net::SocketAddr;
 
 use axum::Form;
 use axum::extract::{ConnectInfo, FromRequestParts, State};
@@ -111,74 +109,6 @@ impl FromRequestParts<AppState> for PlatformOperator {
     }
 }
 
-/// Failed-login counters per account and per address, in a sliding window.
-/// In memory, per node: an attacker spreading guesses across nodes gets at
-/// most `nodes ×` the limit, still a small number.
-pub struct LoginLimiter {
-    limit: u32,
-    window: Duration,
-    failures: Mutex<HashMap<String, Vec<Instant>>>,
-}
-
-impl LoginLimiter {
-    /// `limit` failures per key in `window`.
-    pub fn new(limit: u32, window: Duration) -> Self {
-        Self {
-            limit,
-            window,
-            failures: Mutex::new(HashMap::new()),
-        }
-    }
-
-    fn keys(email: &str, addr: IpAddr) -> [String; 2] {
-        [
-            format!("account:{}", email.trim().to_lowercase()),
-            format!("address:{addr}"),
-        ]
-    }
-
-    /// Seconds until another attempt is allowed, when one is not.
-    pub fn blocked(&self, email: &str, addr: IpAddr) -> Option<u64> {
-        let now = Instant::now();
-        let mut map = self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut wait = None;
-        for (i, key) in Self::keys(email, addr).iter().enumerate() {
-            // an address may fail more often than one account (shared NAT)
-            let limit = if i == 0 { self.limit } else { self.limit * 4 };
-            if let Some(v) = map.get_mut(key) {
-                v.retain(|t| now.duration_since(*t) < self.window);
-                if v.len() as u32 >= limit.max(1) {
-                    let Some(&oldest) = v.first() else { continue };
-                    let left = self.window.saturating_sub(now.duration_since(oldest)).as_secs().max(1);
-                    wait = Some(wait.map_or(left, |w: u64| w.max(left)));
-                }
-            }
-        }
-        wait
-    }
-
-    /// Records a failure.
-    pub fn failed(&self, email: &str, addr: IpAddr) {
-        let now = Instant::now();
-        let mut map = self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if map.len() > 100_000 {
-            map.retain(|_, v| v.last().is_some_and(|t| now.duration_since(*t) < self.window));
-        }
-        for key in Self::keys(email, addr) {
-            map.entry(key).or_default().push(now);
-        }
-    }
-
-    /// Forgets an account's failures after a successful login.
-    pub fn succeeded(&self, email: &str, addr: IpAddr) {
-        let [account, _] = Self::keys(email, addr);
-        self.failures
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(&account);
-    }
-}
-
 pub(crate) fn routes() -> axum::Router<AppState> {
     axum::Router::new()
         .route("/login", get(login_page).post(login))
@@ -204,27 +134,49 @@ const WRONG: &str = "The e-mail address or the password is not right.";
 async fn login(
     State(state): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     jar: CookieJar,
     Form(form): Form<LoginForm>,
 ) -> Response {
-    let ip = addr.ip();
-    if let Some(wait) = state.limiter().blocked(&form.email, ip) {
-        let msg = format!(
-            "Too many failed sign-ins. Try again in {} minute(s).",
-            wait.div_ceil(60)
-        );
-        return (StatusCode::TOO_MANY_REQUESTS, Html(render::login(Some(&msg)))).into_response();
-    }
-    let user = match state.engine().verify_login(&form.email, &form.password).await {
+    let client = crate::throttle::client_addr(addr.ip(), &headers, &state.config().trusted_proxies);
+    let engine = state.engine();
+    let too_many = |wait: std::time::Duration, msg: String| {
+        let secs = wait.as_secs().max(1);
+        let mut res = (StatusCode::TOO_MANY_REQUESTS, Html(render::login(Some(&msg)))).into_response();
+        res.headers_mut().insert(header::RETRY_AFTER, secs.into());
+        res
+    };
+    let attempt = match state.throttle().reserve(&form.email, client, engine.now()) {
+        Ok(a) => a,
+        Err(wait) => {
+            let secs = wait.as_secs().max(1);
+            let msg = if secs < 120 {
+                format!("Too many failed sign-ins. Try again in {secs} seconds.")
+            } else {
+                format!("Too many failed sign-ins. Try again in {} minutes.", secs.div_ceil(60))
+            };
+            return too_many(wait, msg);
+        }
+    };
+    let user = match engine.verify_login(&form.email, &form.password).await {
         Ok(u) => u,
-        Err(e) => return WebError::from(e).page(),
+        Err(tenantatlas_engine::EngineError::Busy(wait)) => {
+            state.throttle().abandoned(attempt);
+            return too_many(
+                wait,
+                "Many sign-ins are being checked right now. Try again in a moment.".into(),
+            );
+        }
+        Err(e) => {
+            state.throttle().abandoned(attempt);
+            return WebError::from(e).page();
+        }
     };
     let Some(user) = user else {
-        state.limiter().failed(&form.email, ip);
-        tracing::info!(address = %ip, "failed sign-in");
+        tracing::info!(client = %client, "failed sign-in");
         return (StatusCode::UNAUTHORIZED, Html(render::login(Some(WRONG)))).into_response();
     };
-    state.limiter().succeeded(&form.email, ip);
+    state.throttle().succeeded(attempt);
     // a fresh session id at every login; the old session (if any) ends
     let name = cookie_name(state.config().tls);
     if let Some(old) = jar.get(name) {

@@ -21,6 +21,8 @@ pub struct WebError {
     pub message: String,
     /// The field at fault, for bad input.
     pub field: Option<String>,
+    /// Seconds to wait before trying again (`Retry-After`), when known.
+    pub retry_after: Option<u64>,
 }
 
 impl WebError {
@@ -59,13 +61,15 @@ impl WebError {
             code,
             message: message.into(),
             field: None,
+            retry_after: None,
         }
     }
 
     /// As an HTML page (for `/admin` and `/system`).
     pub fn page(self) -> Response {
         let body = crate::render::error_page(self.status, &self.message);
-        (self.status, Html(body)).into_response()
+        let retry_after = self.retry_after;
+        with_retry_after((self.status, Html(body)).into_response(), retry_after)
     }
 }
 
@@ -76,6 +80,7 @@ impl From<FieldError> for WebError {
             code: "invalid",
             message: e.to_string(),
             field: Some(e.field.clone()),
+            retry_after: None,
         }
     }
 }
@@ -96,6 +101,11 @@ impl From<EngineError> for WebError {
                 code: "operation.unavailable",
                 message: e.to_string(),
                 field: Some("type".into()),
+                retry_after: None,
+            },
+            e @ EngineError::Busy(wait) => Self {
+                retry_after: Some(wait.as_secs().max(1)),
+                ..Self::new(StatusCode::TOO_MANY_REQUESTS, "service.busy", e.to_string())
             },
             EngineError::Conflict(m) => Self::new(StatusCode::CONFLICT, "conflict", m),
             other => {
@@ -113,6 +123,13 @@ impl From<EngineError> for WebError {
 impl IntoResponse for WebError {
     fn into_response(self) -> Response {
         let body = json!({"error": {"code": self.code, "message": self.message, "field": self.field}});
-        (self.status, Json(body)).into_response()
+        with_retry_after((self.status, Json(body)).into_response(), self.retry_after)
     }
+}
+
+fn with_retry_after(mut res: Response, secs: Option<u64>) -> Response {
+    if let Some(s) = secs {
+        res.headers_mut().insert(axum::http::header::RETRY_AFTER, s.into());
+    }
+    res
 }

@@ -69,6 +69,14 @@ pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> R
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert("cross-origin-opener-policy", HeaderValue::from_static("same-origin"));
+    if state.config().tls {
+        // Reached over TLS only (a proxy terminates it): browsers must not
+        // try plain HTTP for a year (OWASP ASVS 5.0 V3.4.1).
+        h.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+        );
+    }
     state
         .http_metrics()
         .observe(route, res.status().as_u16(), started.elapsed());

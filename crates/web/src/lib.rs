@@ -4,7 +4,8 @@
 //!
 //! | module      | what                                                               |
 //! |-------------|--------------------------------------------------------------------|
-//! | [`auth`]    | login/logout, session cookies, bearer tokens, rate limits, the caller extractors |
+//! | [`auth`]    | login/logout, session cookies, bearer tokens, the caller extractors |
+//! | [`throttle`]| sign-in throttling per account and client; the client behind a trusted proxy |
 //! | [`guard`]   | security headers and the CSRF check on every state-changing request |
 //! | [`api`]     | `/api/v1`: JSON in CONTRACT.md's shapes, errors included           |
 //! | [`pages`]   | `/admin` and `/system` HTML (askama), with htmx for actions        |
@@ -28,6 +29,7 @@ pub mod metrics;
 mod openapi;
 pub mod pages;
 mod render;
+pub mod throttle;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -39,29 +41,18 @@ use tokio_util::sync::CancellationToken;
 pub use error::WebError;
 
 /// Hub settings.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct WebConfig {
     /// Session lifetimes.
     pub sessions: SessionPolicy,
     /// Whether the hub is reached over TLS (a proxy in front terminates
     /// it): cookies get `Secure` and the `__Host-` prefix.
     pub tls: bool,
-    /// Failed logins allowed per account and per address in
-    /// [`WebConfig::login_window`].
-    pub login_attempts: u32,
-    /// The rate-limit window.
-    pub login_window: std::time::Duration,
-}
-
-impl Default for WebConfig {
-    fn default() -> Self {
-        Self {
-            sessions: SessionPolicy::default(),
-            tls: false,
-            login_attempts: 5,
-            login_window: std::time::Duration::from_secs(15 * 60),
-        }
-    }
+    /// How sign-in failures are throttled.
+    pub throttle: throttle::Policy,
+    /// Proxies whose `X-Forwarded-For` names the client (`--trusted-proxy`);
+    /// every other peer is the client itself.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// What every handler shares.
@@ -73,19 +64,19 @@ pub struct AppState {
 struct Inner {
     engine: Engine,
     config: WebConfig,
-    limiter: auth::LoginLimiter,
+    throttle: throttle::Throttle,
     metrics: metrics::HttpMetrics,
 }
 
 impl AppState {
     /// State over `engine`.
     pub fn new(engine: Engine, config: WebConfig) -> Self {
-        let limiter = auth::LoginLimiter::new(config.login_attempts, config.login_window);
+        let throttle = throttle::Throttle::new(config.throttle);
         Self {
             inner: Arc::new(Inner {
                 engine,
                 config,
-                limiter,
+                throttle,
                 metrics: metrics::HttpMetrics::default(),
             }),
         }
@@ -101,8 +92,8 @@ impl AppState {
         &self.inner.config
     }
 
-    pub(crate) fn limiter(&self) -> &auth::LoginLimiter {
-        &self.inner.limiter
+    pub(crate) fn throttle(&self) -> &throttle::Throttle {
+        &self.inner.throttle
     }
 
     pub(crate) fn http_metrics(&self) -> &metrics::HttpMetrics {

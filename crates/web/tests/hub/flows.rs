@@ -133,45 +133,146 @@ async fn sessions_are_rotated_bounded_and_ended() {
 async fn logins_say_nothing_about_accounts_and_are_rate_limited() {
     for db in databases() {
         let w = world(&db).await;
-        let app = tenantatlas_web::router(AppState::new(w.engine.clone(), WebConfig::default()));
-        let attempt = |email: &str, password: &str, port: u16| {
+        let config = WebConfig {
+            trusted_proxies: vec!["10.9.0.0/16".parse().unwrap()],
+            ..WebConfig::default()
+        };
+        let app = tenantatlas_web::router(AppState::new(w.engine.clone(), config));
+        let attempt = |email: &str, password: &str, peer: [u8; 4], forwarded: Option<&str>| {
             let form = format!(
                 "email={}&password={}",
                 email.replace('@', "%40"),
                 password.replace(' ', "+")
             );
-            req("POST", "/login")
+            let mut r = req("POST", "/login")
                 .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-                .extension(axum::extract::ConnectInfo(std::net::SocketAddr::from((
-                    [10, 0, 0, 1],
-                    port,
-                ))))
-                .body(Body::from(form))
-                .unwrap()
+                .extension(axum::extract::ConnectInfo(std::net::SocketAddr::from((peer, 4242))));
+            if let Some(f) = forwarded {
+                r = r.header("x-forwarded-for", f);
+            }
+            r.body(Body::from(form)).unwrap()
         };
-        let unknown = send(&app, attempt("ghost@example.test", "whatever password", 1)).await;
+        let (a, b) = ([10, 0, 0, 1], [10, 0, 0, 2]);
+        let unknown = send(&app, attempt("ghost@example.test", "whatever password", a, None)).await;
         assert_eq!(unknown.status(), 401);
         let unknown = body_text(unknown).await;
-        let wrong = send(&app, attempt("operator@example.test", "wrong password!", 1)).await;
+        let wrong = send(&app, attempt("operator@example.test", "wrong password!", a, None)).await;
         assert_eq!(wrong.status(), 401);
         assert_eq!(
             body_text(wrong).await,
             unknown,
             "the same answer for unknown accounts and wrong passwords"
         );
-        for _ in 0..4 {
-            send(&app, attempt("operator@example.test", "wrong password!", 1)).await;
+        for _ in 0..2 {
+            send(&app, attempt("operator@example.test", "wrong password!", a, None)).await;
         }
-        let blocked = send(&app, attempt("operator@example.test", PASSWORD, 1)).await;
+        let slowed = send(&app, attempt("operator@example.test", PASSWORD, a, None)).await;
         assert_eq!(
-            blocked.status(),
+            slowed.status(),
             429,
-            "five failures block the account, even with the right password"
+            "three failures slow this client down, even with the right password"
         );
-        // another account from the same address is not blocked yet
-        let other = send(&app, attempt("owner@example.test", PASSWORD, 1)).await;
+        assert_eq!(slowed.headers()[header::RETRY_AFTER], "1");
+        // not a lockout a stranger can cause: the account's owner elsewhere
+        // signs in, and so does another account from the guessing address
+        let elsewhere = send(&app, attempt("operator@example.test", PASSWORD, b, None)).await;
+        assert_eq!(elsewhere.status(), 303, "a stranger's failures do not lock the account");
+        let other = send(&app, attempt("owner@example.test", PASSWORD, a, None)).await;
         assert_eq!(other.status(), 303);
+        // the delay passes with the clock, and doubles with each failure
+        w.clock.advance(std::time::Duration::from_secs(1));
+        let wrong = send(&app, attempt("operator@example.test", "wrong password!", a, None)).await;
+        assert_eq!(wrong.status(), 401);
+        let slowed = send(&app, attempt("operator@example.test", PASSWORD, a, None)).await;
+        assert_eq!(slowed.headers()[header::RETRY_AFTER], "2");
+        // behind a trusted proxy, the client is the address it forwards
+        let proxy = [10, 9, 0, 1];
+        for _ in 0..3 {
+            let r = send(
+                &app,
+                attempt("readonly@example.test", "wrong password!", proxy, Some("198.51.100.7")),
+            )
+            .await;
+            assert_eq!(r.status(), 401);
+        }
+        let same = send(
+            &app,
+            attempt("readonly@example.test", PASSWORD, proxy, Some("198.51.100.7")),
+        )
+        .await;
+        assert_eq!(same.status(), 429, "the forwarded client is throttled");
+        let other_client = send(
+            &app,
+            attempt("readonly@example.test", PASSWORD, proxy, Some("203.0.113.5")),
+        )
+        .await;
+        assert_eq!(other_client.status(), 303, "not everyone behind the proxy");
     }
+}
+
+/// Concurrent wrong guesses are counted before any is verified: at most
+/// the free failures are checked, whatever the concurrency.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_guesses_are_counted_before_they_are_verified() {
+    for db in databases() {
+        let w = world(&db).await;
+        let app = tenantatlas_web::router(AppState::new(w.engine.clone(), WebConfig::default()));
+        let guess = || {
+            req("POST", "/login")
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .extension(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+                    [10, 0, 0, 1],
+                    4242,
+                ))))
+                .body(Body::from("email=operator%40example.test&password=wrong+password"))
+                .unwrap()
+        };
+        let answers = futures_util::future::join_all((0..100).map(|_| send(&app, guess()))).await;
+        let verified = answers.iter().filter(|r| r.status() == 401).count();
+        let slowed = answers.iter().filter(|r| r.status() == 429).count();
+        assert_eq!(verified + slowed, 100);
+        assert!(verified <= 3, "{verified} guesses were verified");
+    }
+}
+
+/// Password hashing is bounded: beyond the slots and a short wait, a
+/// sign-in is answered 429 with `Retry-After` instead of queueing another
+/// 19 MiB hash, and other requests keep answering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_burst_of_sign_ins_is_answered_busy_beyond_the_hashing_slots() {
+    let db = databases().remove(0);
+    let w = world(&db).await;
+    let engine = tenantatlas_engine::Engine::new(
+        tenantatlas_store::open(&db.url).await.unwrap(),
+        w.clock.clone(),
+        tenantatlas_engine::EngineConfig {
+            hashing_slots: 1,
+            hashing_wait: std::time::Duration::from_millis(1),
+            ..tenantatlas_engine::EngineConfig::default()
+        },
+    );
+    let app = tenantatlas_web::router(AppState::new(engine, WebConfig::default()));
+    let sign_in = |i: u8| {
+        req("POST", "/login")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .extension(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+                [10, 1, 0, i],
+                4242,
+            ))))
+            .body(Body::from(format!(
+                "email=user{i}%40example.test&password=some+password"
+            )))
+            .unwrap()
+    };
+    let (answers, health) = tokio::join!(
+        futures_util::future::join_all((0..24).map(|i| send(&app, sign_in(i)))),
+        send(&app, req("GET", "/healthz").body(Body::empty()).unwrap())
+    );
+    assert_eq!(health.status(), 200, "other requests keep answering");
+    let busy: Vec<_> = answers.iter().filter(|r| r.status() == 429).collect();
+    assert!(!busy.is_empty(), "24 hashes at once through one slot");
+    assert!(busy.iter().all(|r| r.headers().contains_key(header::RETRY_AFTER)));
+    assert!(answers.iter().all(|r| matches!(r.status().as_u16(), 401 | 429)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -239,6 +340,22 @@ async fn state_changes_need_a_same_site_proof_and_headers_are_set() {
         assert!(!csp.contains("unsafe-inline"));
         assert_eq!(h[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
         assert!(h.contains_key(header::REFERRER_POLICY));
+        assert!(
+            !h.contains_key(header::STRICT_TRANSPORT_SECURITY),
+            "no HSTS over plain HTTP"
+        );
+        let tls = tenantatlas_web::router(AppState::new(
+            w.engine.clone(),
+            WebConfig {
+                tls: true,
+                ..WebConfig::default()
+            },
+        ));
+        let behind_tls = send(&tls, req("GET", "/login").body(Body::empty()).unwrap()).await;
+        assert_eq!(
+            behind_tls.headers()[header::STRICT_TRANSPORT_SECURITY],
+            "max-age=31536000; includeSubDomains"
+        );
         let page = body_text(r).await;
         assert!(!page.contains("<script>"), "no inline script");
         assert!(!page.contains("onclick="), "no inline handlers");

@@ -185,7 +185,12 @@ pub async fn world(db: &Db) -> World {
     let app = tenantatlas_web::router(AppState::new(
         engine.clone(),
         WebConfig {
-            login_attempts: 1_000,
+            throttle: tenantatlas_web::throttle::Policy {
+                pair_free: 1_000,
+                client_free: 1_000,
+                account_free: 1_000,
+                ..Default::default()
+            },
             ..WebConfig::default()
         },
     ));
