@@ -193,6 +193,10 @@ impl Engine {
         self.inner.clock.now()
     }
 
+    pub(crate) fn clock(&self) -> &dyn Clock {
+        &*self.inner.clock
+    }
+
     /// The settings.
     pub fn config(&self) -> &EngineConfig {
         &self.inner.config

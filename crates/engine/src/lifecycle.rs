@@ -75,6 +75,7 @@ impl Engine {
         event: LifecycleEvent,
         actor: Actor,
         guard: impl Fn(&Run, Timestamp) -> bool,
+        judged: bool,
         detail: impl Fn(&Run, Timestamp) -> TransitionDetail,
         audit: Option<AuditEntry>,
     ) -> Result<Completion> {
@@ -102,6 +103,7 @@ impl Engine {
                 run_id: id,
                 transition,
                 expected_attempt: attempt,
+                judged: judged.then(|| Judged::of(&current)),
                 at: now,
                 actor,
                 detail: detail(&current, now),
@@ -180,6 +182,7 @@ impl Engine {
                 LifecycleEvent::Claim,
                 Actor::System,
                 |_, _| true,
+                false,
                 |_, now| TransitionDetail::Claim {
                     lease_owner: worker.clone(),
                     lease_expires_at: now.plus(lease),
@@ -216,6 +219,7 @@ impl Engine {
                 LifecycleEvent::Requeue,
                 Actor::System,
                 |_, _| true,
+                false,
                 |_, _| TransitionDetail::Requeue {
                     available_at,
                     failure: failure.clone(),
@@ -245,6 +249,7 @@ impl Engine {
             LifecycleEvent::Complete(outcome),
             Actor::System,
             |_, _| true,
+            false,
             |_, _| TransitionDetail::Complete {
                 reason_code: reason,
                 failures: failures.clone(),
@@ -321,6 +326,9 @@ impl Engine {
                 fresh.state.status() == previous_status
                     && tenantatlas_domain::problem::reconcilable(fresh, now, &thresholds)
             },
+            // the write applies only if no heartbeat or progress landed
+            // since the read it was judged on
+            true,
             |_, now| TransitionDetail::Complete {
                 reason_code: Some(reason),
                 failures: vec![Failure::from_code(reason)],
@@ -348,6 +356,7 @@ impl Engine {
             LifecycleEvent::Complete(Outcome::Failed),
             Actor::User(operator),
             |fresh, _| fresh.state.status() != RunStatus::Completed,
+            false,
             |fresh, now| TransitionDetail::Complete {
                 reason_code: Some(ReasonCode::RunStaleReconciled),
                 failures: vec![Failure::from_code(ReasonCode::RunStaleReconciled)],
@@ -415,6 +424,7 @@ impl Engine {
                             LifecycleEvent::Complete(Outcome::Cancelled),
                             actor,
                             |fresh, _| fresh.state == RunState::Queued,
+                            false,
                             |_, _| TransitionDetail::Complete {
                                 reason_code: Some(ReasonCode::RunCancelled),
                                 failures: Vec::new(),
@@ -621,6 +631,7 @@ impl Engine {
             run_id: run.id,
             transition,
             expected_attempt: Some(run.attempt),
+            judged: None,
             at: self.now(),
             actor: Actor::System,
             detail: TransitionDetail::Complete {
@@ -660,6 +671,7 @@ pub struct LifecycleWrite {
     run_id: RunId,
     transition: Transition,
     expected_attempt: Option<u32>,
+    judged: Option<Judged>,
     at: Timestamp,
     actor: Actor,
     detail: TransitionDetail,
@@ -683,6 +695,12 @@ impl LifecycleWrite {
         self.expected_attempt
     }
 
+    /// A reconciliation's guard: the write applies only while the run's
+    /// liveness is what the staleness was judged on.
+    pub fn judged(&self) -> Option<Judged> {
+        self.judged
+    }
+
     /// When.
     pub fn at(&self) -> Timestamp {
         self.at
@@ -701,6 +719,26 @@ impl LifecycleWrite {
     /// An audit entry written in the same transaction when it applies.
     pub fn audit(&self) -> Option<&AuditEntry> {
         self.audit.as_ref()
+    }
+}
+
+/// What a run's staleness was judged on (law 7): a heartbeat or a unit of
+/// progress landing after the judgment changes one of these, and the
+/// reconciling write no longer applies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Judged {
+    /// The last heartbeat seen.
+    pub heartbeat_at: Option<Timestamp>,
+    /// The progress deadline seen.
+    pub progress_stale_at: Option<Timestamp>,
+}
+
+impl Judged {
+    fn of(run: &Run) -> Self {
+        Self {
+            heartbeat_at: run.heartbeat_at,
+            progress_stale_at: run.progress_stale_at,
+        }
     }
 }
 

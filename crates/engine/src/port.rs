@@ -311,9 +311,17 @@ pub trait Progress {
     async fn set_phase(&self, fence: Fence, phase: u32, phases: u32, label: &str, now: Timestamp) -> Result<bool>;
     /// Adds reported counts to a running run.
     async fn add_counts(&self, w: &CountsWrite, now: Timestamp) -> Result<bool>;
-    /// Extends a running run's lease (fenced by attempt).
-    async fn heartbeat(&self, run: RunId, attempt: u32, lease_until: Timestamp, now: Timestamp)
-    -> Result<HeartbeatAck>;
+    /// Extends a running run's lease by `lease` (fenced by attempt). The
+    /// heartbeat's time is read from `clock` once the write has its
+    /// connection: a heartbeat that waited out an outage must not record
+    /// the time it started waiting, which would make a live run look stale.
+    async fn heartbeat(
+        &self,
+        run: RunId,
+        attempt: u32,
+        lease: Duration,
+        clock: &dyn crate::clock::Clock,
+    ) -> Result<HeartbeatAck>;
     /// Marks a running run as asked to cancel (its worker completes it).
     async fn request_cancel(
         &self,

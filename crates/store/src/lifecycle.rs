@@ -59,6 +59,11 @@ pub(crate) struct CompletionRow {
     pub(crate) rec_at: Option<Timestamp>,
     pub(crate) rec_from: Option<&'static str>,
     pub(crate) rec_hb: Option<Timestamp>,
+    /// A reconciliation applies only while the run's heartbeat and
+    /// progress deadline are what its staleness was judged on.
+    pub(crate) judged: bool,
+    pub(crate) judged_hb: Option<Timestamp>,
+    pub(crate) judged_ps: Option<Timestamp>,
     pub(crate) at: Timestamp,
 }
 
@@ -85,6 +90,9 @@ impl CompletionRow {
             rec_at: reconciliation.as_ref().map(|r| r.reconciled_at),
             rec_from: reconciliation.as_ref().map(|r| r.previous_status.as_str()),
             rec_hb: reconciliation.as_ref().and_then(|r| r.last_heartbeat_at),
+            judged: w.judged().is_some(),
+            judged_hb: w.judged().and_then(|j| j.heartbeat_at),
+            judged_ps: w.judged().and_then(|j| j.progress_stale_at),
             at: w.at(),
         })
     }
@@ -102,6 +110,9 @@ impl CompletionRow {
             self.rec_at.into(),
             self.rec_from.into(),
             self.rec_hb.into(),
+            self.judged.into(),
+            self.judged_hb.into(),
+            self.judged_ps.into(),
             self.at.into(),
         ]
     }
@@ -544,6 +555,9 @@ async fn advance_parents(conn: &mut Conn<'_>, child: &Run, at: Timestamp, comple
             rec_at: None,
             rec_from: None,
             rec_hb: None,
+            judged: false,
+            judged_hb: None,
+            judged_ps: None,
             at,
         },
         actor: Actor::System,
@@ -578,7 +592,8 @@ async fn complete_runs_sqlite(c: &mut SqliteConnection, rows_in: &[&CompletionRo
     let mut out = Vec::new();
     for chunk in rows_in.chunks(sqlite::CHUNK) {
         let mut stmt = q(
-            "WITH u(id, from_status, attempt, outcome, reason, failures, plan_total, rec_at, rec_from, rec_hb, at) AS (VALUES ",
+            "WITH u(id, from_status, attempt, outcome, reason, failures, plan_total, rec_at, rec_from, rec_hb, \
+             judged, j_hb, j_ps, at) AS (VALUES ",
         );
         for (i, r) in chunk.iter().enumerate() {
             let ph: Vec<&str> = r.args().into_iter().map(|a| stmt.next(a)).collect();
@@ -593,7 +608,9 @@ async fn complete_runs_sqlite(c: &mut SqliteConnection, rows_in: &[&CompletionRo
              units_total = COALESCE(operation_runs.units_total, u.plan_total), \
              reconciled_at = u.rec_at, reconciled_from_status = u.rec_from, reconciled_last_heartbeat_at = u.rec_hb \
              FROM u WHERE operation_runs.id = u.id AND operation_runs.status = u.from_status \
-             AND (u.attempt IS NULL OR operation_runs.attempt = u.attempt) RETURNING {columns}"
+             AND (u.attempt IS NULL OR operation_runs.attempt = u.attempt) \
+             AND (u.judged = 0 OR (operation_runs.heartbeat_at IS u.j_hb AND operation_runs.progress_stale_at IS u.j_ps)) \
+             RETURNING {columns}"
         ));
         for row in Conn::Sqlite(&mut *c).all(&stmt).await? {
             out.push(rows::run_from_row(&row)?);
@@ -620,6 +637,15 @@ async fn complete_runs_pg(c: &mut PgConnection, rows_in: &[&CompletionRow]) -> R
     let rec_from: Vec<Option<&str>> = rows_in.iter().map(|r| r.rec_from).collect();
     let rec_hb: Vec<Option<time::OffsetDateTime>> =
         rows_in.iter().map(|r| r.rec_hb.map(Timestamp::to_datetime)).collect();
+    let judged: Vec<bool> = rows_in.iter().map(|r| r.judged).collect();
+    let j_hb: Vec<Option<time::OffsetDateTime>> = rows_in
+        .iter()
+        .map(|r| r.judged_hb.map(Timestamp::to_datetime))
+        .collect();
+    let j_ps: Vec<Option<time::OffsetDateTime>> = rows_in
+        .iter()
+        .map(|r| r.judged_ps.map(Timestamp::to_datetime))
+        .collect();
     let ats: Vec<time::OffsetDateTime> = rows_in.iter().map(|r| r.at.to_datetime()).collect();
     let found = sqlx::query(
         "UPDATE operation_runs r SET status = 'completed', active = false, outcome = u.outcome, reason_code = u.reason, \
@@ -628,9 +654,13 @@ async fn complete_runs_pg(c: &mut PgConnection, rows_in: &[&CompletionRow]) -> R
          units_total = COALESCE(r.units_total, u.plan_total), \
          reconciled_at = u.rec_at, reconciled_from_status = u.rec_from, reconciled_last_heartbeat_at = u.rec_hb \
          FROM UNNEST($1::uuid[], $2::text[], $3::int[], $4::text[], $5::text[], $6::text[], $7::int8[], \
-                     $8::timestamptz[], $9::text[], $10::timestamptz[], $11::timestamptz[]) \
-              AS u(id, from_status, attempt, outcome, reason, failures, plan_total, rec_at, rec_from, rec_hb, at) \
+                     $8::timestamptz[], $9::text[], $10::timestamptz[], $11::bool[], $12::timestamptz[], \
+                     $13::timestamptz[], $14::timestamptz[]) \
+              AS u(id, from_status, attempt, outcome, reason, failures, plan_total, rec_at, rec_from, rec_hb, \
+                   judged, j_hb, j_ps, at) \
          WHERE r.id = u.id AND r.status = u.from_status AND (u.attempt IS NULL OR r.attempt = u.attempt) \
+         AND (NOT u.judged OR (r.heartbeat_at IS NOT DISTINCT FROM u.j_hb \
+                               AND r.progress_stale_at IS NOT DISTINCT FROM u.j_ps)) \
          RETURNING r.*",
     )
     .bind(&ids)
@@ -643,6 +673,9 @@ async fn complete_runs_pg(c: &mut PgConnection, rows_in: &[&CompletionRow]) -> R
     .bind(&rec_at)
     .bind(&rec_from)
     .bind(&rec_hb)
+    .bind(&judged)
+    .bind(&j_hb)
+    .bind(&j_ps)
     .bind(&ats)
     .fetch_all(c)
     .await?;

@@ -273,12 +273,13 @@ impl Progress for SqlStore {
         &self,
         run: RunId,
         attempt: u32,
-        lease_until: Timestamp,
-        now: Timestamp,
+        lease: std::time::Duration,
+        clock: &dyn tenantatlas_engine::Clock,
     ) -> Result<HeartbeatAck> {
-        let row = self
-            .writer()
-            .await?
+        let mut writer = self.writer().await?;
+        let now = clock.now();
+        let lease_until = now.plus(lease);
+        let row = writer
             .conn()
             .opt(
                 &q(

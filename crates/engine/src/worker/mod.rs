@@ -315,10 +315,9 @@ async fn execute(
             async move {
                 loop {
                     tokio::time::sleep(config.heartbeat).await;
-                    let now = engine.now();
                     match engine
                         .store()
-                        .heartbeat(run.id, run.attempt, now.plus(config.lease), now)
+                        .heartbeat(run.id, run.attempt, config.lease, engine.clock())
                         .await
                     {
                         Ok(HeartbeatAck::Extended { cancel_requested: true }) => {

@@ -331,3 +331,79 @@ pub async fn reconcile_keeps_lineage(db: Db) {
         "{kinds:?}"
     );
 }
+
+/// A hook and the clock reading it fires at.
+type Trap = Option<(u32, Box<dyn FnOnce() + Send>)>;
+
+/// A clock that, once armed, runs `hook` at its `n`-th reading: a way to
+/// land a write at an exact point inside the engine.
+struct TrapClock {
+    inner: std::sync::Arc<tenantatlas_engine::ManualClock>,
+    trap: std::sync::Mutex<Trap>,
+}
+
+impl tenantatlas_engine::Clock for TrapClock {
+    fn now(&self) -> tenantatlas_domain::Timestamp {
+        let fire = {
+            let mut trap = self.trap.lock().unwrap();
+            match trap.as_mut() {
+                Some((n, _)) if *n > 1 => {
+                    *n -= 1;
+                    None
+                }
+                Some(_) => trap.take().map(|(_, hook)| hook),
+                None => None,
+            }
+        };
+        if let Some(hook) = fire {
+            hook();
+        }
+        self.inner.now()
+    }
+}
+
+/// Issue 9, item 9: a heartbeat that lands after the reconciler judged a
+/// run stale, and before its write, keeps the run alive — the write is
+/// conditioned on the liveness it judged, not only on status and attempt.
+pub async fn a_heartbeat_between_the_reconcilers_read_and_write_keeps_the_run(db: Db) {
+    let c = Ctx::new(db).await;
+    let s = c.seed().await;
+    let st = start_synthetic(&c.engine, Initiator::System, s.a, json!({})).await;
+    let running = claim(&c.engine, st.run.id).await;
+    c.advance(Duration::from_secs(61));
+    let trap = std::sync::Arc::new(TrapClock {
+        inner: c.clock.clone(),
+        trap: std::sync::Mutex::new(None),
+    });
+    let engine = tenantatlas_engine::Engine::new(
+        c.store.clone(),
+        trap.clone(),
+        tenantatlas_engine::EngineConfig {
+            catalog: crate::harness::every_type(),
+            enable_synthetic: true,
+            ..tenantatlas_engine::EngineConfig::default()
+        },
+    );
+    // reconcile reads the run, judges it with the clock (1st reading),
+    // then stamps its write (2nd reading): the heartbeat lands there
+    let (store, clock) = (c.store.clone(), c.clock.clone());
+    let (id, attempt) = (running.id, running.attempt);
+    let beat_at = c.clock_now();
+    *trap.trap.lock().unwrap() = Some((
+        2,
+        Box::new(move || {
+            tokio::task::block_in_place(|| {
+                tokio::runtime::Handle::current().block_on(async {
+                    let lease = Duration::from_secs(300);
+                    store.heartbeat(id, attempt, lease, &*clock).await.unwrap();
+                });
+            });
+        }),
+    ));
+    let done = engine.reconcile(id, &running).await.unwrap();
+    assert!(trap.trap.lock().unwrap().is_none(), "the heartbeat landed");
+    assert!(matches!(done, Completion::Fenced(_)), "{done:?}");
+    let now = c.store.get_run(id).await.unwrap().unwrap();
+    assert_eq!(now.state, RunState::Running, "the live run was not reconciled");
+    assert_eq!(now.heartbeat_at, Some(beat_at));
+}

@@ -75,6 +75,7 @@ conformance! {
     crate::lifecycle::cancel_is_authorized => cancel_is_authorized,
     crate::lifecycle::block_and_requeue => block_and_requeue,
     crate::lifecycle::reconcile_keeps_lineage => reconcile_keeps_lineage,
+    crate::lifecycle::a_heartbeat_between_the_reconcilers_read_and_write_keeps_the_run => a_heartbeat_between_the_reconcilers_read_and_write_keeps_the_run,
     crate::units::units_count_once_and_derive_the_outcome => units_count_once_and_derive_the_outcome,
     crate::units::zero_units_complete_at_once => zero_units_complete_at_once,
     crate::units::stale_attempts_are_fenced => stale_attempts_are_fenced,

@@ -104,7 +104,10 @@ pub async fn heartbeats_extend_fence_and_carry_cancel(db: Db) {
     c.advance(Duration::from_secs(20));
     let until = c.clock_now().plus(Duration::from_secs(60));
     assert_eq!(
-        c.store.heartbeat(run.id, 1, until, c.clock_now()).await.unwrap(),
+        c.store
+            .heartbeat(run.id, 1, Duration::from_secs(60), &*c.clock)
+            .await
+            .unwrap(),
         HeartbeatAck::Extended {
             cancel_requested: false
         }
@@ -116,18 +119,27 @@ pub async fn heartbeats_extend_fence_and_carry_cancel(db: Db) {
     );
     e.cancel(Initiator::User(s.operator), run.id).await.unwrap();
     assert_eq!(
-        c.store.heartbeat(run.id, 1, until, c.clock_now()).await.unwrap(),
+        c.store
+            .heartbeat(run.id, 1, Duration::from_secs(60), &*c.clock)
+            .await
+            .unwrap(),
         HeartbeatAck::Extended { cancel_requested: true }
     );
     assert_eq!(
-        c.store.heartbeat(run.id, 2, until, c.clock_now()).await.unwrap(),
+        c.store
+            .heartbeat(run.id, 2, Duration::from_secs(60), &*c.clock)
+            .await
+            .unwrap(),
         HeartbeatAck::Fenced
     );
     e.finish_attempt(&run, Outcome::Cancelled, Some(ReasonCode::RunCancelled), vec![], None)
         .await
         .unwrap();
     assert_eq!(
-        c.store.heartbeat(run.id, 1, until, c.clock_now()).await.unwrap(),
+        c.store
+            .heartbeat(run.id, 1, Duration::from_secs(60), &*c.clock)
+            .await
+            .unwrap(),
         HeartbeatAck::Fenced
     );
 }
@@ -281,12 +293,7 @@ pub async fn sweep_reconciles_stale_runs_visibly(db: Db) {
         .unwrap();
     c.advance(Duration::from_secs(5 * 60 + 1));
     c.store
-        .heartbeat(
-            healthy.id,
-            1,
-            c.clock_now().plus(Duration::from_secs(3600)),
-            c.clock_now(),
-        )
+        .heartbeat(healthy.id, 1, Duration::from_secs(3600), &*c.clock)
         .await
         .unwrap();
     let h = c.store.get_run(healthy.id).await.unwrap().unwrap();
@@ -374,7 +381,7 @@ pub async fn adaptive_thresholds_learn_from_recent_runs(db: Db) {
     for _ in 0..10 {
         c.advance(Duration::from_secs(100));
         c.store
-            .heartbeat(long.id, 1, c.clock_now().plus(Duration::from_secs(7200)), c.clock_now())
+            .heartbeat(long.id, 1, Duration::from_secs(7200), &*c.clock)
             .await
             .unwrap();
     }
