@@ -16,11 +16,14 @@ pub struct FieldError {
 }
 
 impl FieldError {
-    /// Builds an error for `field` that broke `rule`.
+    /// Builds an error for `field` that broke `rule`. Both may quote what
+    /// was sent (an unknown parameter's name, a rejected value), so both
+    /// pass through the failure sanitizer (law 8): an error never echoes a
+    /// credential back.
     pub fn new(field: impl Into<String>, rule: impl Into<String>) -> Self {
         Self {
-            field: field.into(),
-            rule: rule.into(),
+            field: crate::sanitize::SafeText::sanitize(&field.into()).into_string(),
+            rule: crate::sanitize::SafeText::sanitize(&rule.into()).into_string(),
         }
     }
 }
@@ -32,3 +35,20 @@ impl fmt::Display for FieldError {
 }
 
 impl std::error::Error for FieldError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_never_echoes_a_credential() {
+        let e = FieldError::new(
+            "params.Authorization: Bearer ghp_abcdefghijklmnopqrstuvwxyz0123456789",
+            "unknown parameter; allowed: units",
+        );
+        assert!(!e.to_string().contains("ghp_"), "{e}");
+        assert!(e.field.starts_with("params.Authorization"), "{e}");
+        let e = FieldError::new("email", "password=hunter2-secret is not an address");
+        assert!(!e.rule.contains("hunter2"), "{e}");
+    }
+}
