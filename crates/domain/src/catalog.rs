@@ -525,29 +525,14 @@ mod tests {
         assert!(e.rule.contains("known types: inventory.sync"));
     }
 
-    const fn id(name: &'static str) -> ParamSpec {
-        ParamSpec {
-            name,
-            kind: ParamKind::Id,
-            required: true,
-            default: None,
-            help: "",
-        }
-    }
-
-    const fn id_list(name: &'static str) -> ParamSpec {
-        ParamSpec {
-            kind: ParamKind::IdList,
-            required: false,
-            ..id(name)
-        }
-    }
-
     static PER_SET: TypeSpec = TypeSpec::tenant(
         OperationType::BackupSetAddPolicies,
         Capability::ManageBackups,
         ProgressPlan::Counted,
-        &[id("backup_set"), id_list("policies")],
+        &[
+            ParamSpec::id("backup_set", ""),
+            ParamSpec::id_list("policies", false, ""),
+        ],
         IdentityRule::Params(&["backup_set"]),
     );
     static ALL_PARAMS: TypeSpec = TypeSpec::tenant(
@@ -567,14 +552,14 @@ mod tests {
         OperationType::ReviewPackGenerate,
         Capability::GenerateReviews,
         ProgressPlan::Counted,
-        &[id_list("sections")],
+        &[ParamSpec::id_list("sections", false, "")],
         IdentityRule::AllParams,
     );
     static PER_TENANT: TypeSpec = TypeSpec::tenant(
         OperationType::RestoreExecute,
         Capability::ExecuteRestore,
         ProgressPlan::Counted,
-        &[id("backup_set")],
+        &[ParamSpec::id("backup_set", "")],
         IdentityRule::PerTenant,
     );
 
@@ -612,7 +597,7 @@ mod tests {
                 },
                 ParamSpec {
                     required: false,
-                    ..id("key")
+                    ..ParamSpec::id("key", "")
                 },
             ],
             IdentityRule::ParamOrUnique("key"),

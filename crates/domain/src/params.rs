@@ -48,6 +48,30 @@ pub struct ParamSpec {
     pub help: &'static str,
 }
 
+impl ParamSpec {
+    /// A required identifier.
+    pub const fn id(name: &'static str, help: &'static str) -> ParamSpec {
+        ParamSpec {
+            name,
+            kind: ParamKind::Id,
+            required: true,
+            default: None,
+            help,
+        }
+    }
+
+    /// A list of identifiers.
+    pub const fn id_list(name: &'static str, required: bool, help: &'static str) -> ParamSpec {
+        ParamSpec {
+            name,
+            kind: ParamKind::IdList,
+            required,
+            default: None,
+            help,
+        }
+    }
+}
+
 /// A parsed parameter value.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(untagged)]

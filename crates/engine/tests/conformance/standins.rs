@@ -8,24 +8,6 @@ use tenantatlas_domain::access::Capability;
 use tenantatlas_domain::catalog::{Catalog, IdentityRule, OperationType, ProgressPlan, StaleThresholds, TypeSpec};
 use tenantatlas_domain::params::{ParamKind, ParamSpec};
 
-const fn id(name: &'static str) -> ParamSpec {
-    ParamSpec {
-        name,
-        kind: ParamKind::Id,
-        required: true,
-        default: None,
-        help: "",
-    }
-}
-
-const fn id_list(name: &'static str, required: bool) -> ParamSpec {
-    ParamSpec {
-        kind: ParamKind::IdList,
-        required,
-        ..id(name)
-    }
-}
-
 static INVENTORY_SYNC: TypeSpec = TypeSpec::tenant(
     OperationType::InventorySync,
     Capability::SyncInventory,
@@ -43,21 +25,24 @@ static BACKUP_SET_CAPTURE: TypeSpec = TypeSpec::tenant(
     OperationType::BackupSetCapture,
     Capability::ManageBackups,
     ProgressPlan::Counted,
-    &[id("backup_set")],
+    &[ParamSpec::id("backup_set", "")],
     IdentityRule::Params(&["backup_set"]),
 );
 static BACKUP_SET_ADD: TypeSpec = TypeSpec::tenant(
     OperationType::BackupSetAddPolicies,
     Capability::ManageBackups,
     ProgressPlan::Counted,
-    &[id("backup_set"), id_list("policies", true)],
+    &[
+        ParamSpec::id("backup_set", ""),
+        ParamSpec::id_list("policies", true, ""),
+    ],
     IdentityRule::Params(&["backup_set"]),
 );
 static BACKUP_SCHEDULE_RUN: TypeSpec = TypeSpec::tenant(
     OperationType::BackupScheduleRun,
     Capability::ManageBackups,
     ProgressPlan::Counted,
-    &[id("schedule")],
+    &[ParamSpec::id("schedule", "")],
     IdentityRule::Params(&["schedule"]),
 );
 static RESTORE_EXECUTE: TypeSpec = TypeSpec {
@@ -71,7 +56,7 @@ static RESTORE_EXECUTE: TypeSpec = TypeSpec {
         OperationType::RestoreExecute,
         Capability::ExecuteRestore,
         ProgressPlan::Counted,
-        &[id("backup_set"), id_list("items", false)],
+        &[ParamSpec::id("backup_set", ""), ParamSpec::id_list("items", false, "")],
         IdentityRule::PerTenant,
     )
 };
