@@ -18,11 +18,14 @@ use tenantatlas_domain::names::{Email, Password, ProviderSpec, TenantName, Works
 use tenantatlas_domain::params::RawParams;
 use tenantatlas_domain::problem::ProblemClass;
 use tenantatlas_domain::query::{Cursor, RunFilter};
+use tenantatlas_domain::reason::{Failure, ReasonCode};
 use tenantatlas_domain::schedule::CronSpec;
 use tenantatlas_domain::schedule::Schedule;
 use tenantatlas_engine::node::{NodeConfig, run_node};
 use tenantatlas_engine::worker::WorkerConfig;
-use tenantatlas_engine::{CancelOutcome, Engine, EngineConfig, EngineError, Initiator, SystemClock, Viewer};
+use tenantatlas_engine::{
+    CancelOutcome, Engine, EngineConfig, EngineError, Initiator, RequeueCause, SystemClock, Viewer,
+};
 use tokio_util::sync::CancellationToken;
 
 use crate::CliError;
@@ -390,7 +393,17 @@ async fn seed_demo_runs(e: &Engine, tenants: &[Tenant], operator: &User) -> Resu
             synth(json!({"units": 10, "key": "demo-reconciled"}))?,
         )
         .await?;
-    e.claim(r.run.id, "vanished-node/1", Duration::from_millis(1)).await?;
+    // Its node vanished on its last attempt (the first two were
+    // throttled), so the sweep fails it rather than trying again.
+    let attempts = tenantatlas_ops::synthetic::SPEC.max_attempts;
+    for attempt in 1..=attempts {
+        e.claim(r.run.id, "vanished-node/1", Duration::from_millis(1)).await?;
+        if attempt < attempts {
+            let throttled = Failure::new(ReasonCode::ProviderThrottled, "429 Too Many Requests");
+            e.requeue(r.run.id, attempt, e.now(), Some(throttled), RequeueCause::Retry)
+                .await?;
+        }
+    }
     tokio::time::sleep(Duration::from_millis(20)).await;
     e.reconcile_sweep(false).await?;
     Ok(())
@@ -401,10 +414,15 @@ async fn reconcile(engine: &Engine, dry_run: bool, out: Json) -> Result<()> {
     if out.json {
         return output::json(&report);
     }
-    let verb = if dry_run { "would reconcile" } else { "reconciled" };
+    let (verb, again) = if dry_run {
+        ("would reconcile", "would resume")
+    } else {
+        ("reconciled", "resumed")
+    };
     println!(
-        "{verb} {} run(s){}",
+        "{verb} {} run(s), {again} {} on their next attempt{}",
         report.reconciled.len(),
+        report.resumed.len(),
         if report.skipped > 0 {
             format!(", {} moved on meanwhile", report.skipped)
         } else {
@@ -418,6 +436,16 @@ async fn reconcile(engine: &Engine, dry_run: bool, out: Json) -> Result<()> {
             r.op_type.as_str(),
             r.previous_status.as_str(),
             r.outcome.as_str()
+        );
+    }
+    for r in &report.resumed {
+        println!(
+            "  {}  {}  attempt {} lost by {} -> queued for attempt {}",
+            r.run_id,
+            r.op_type.as_str(),
+            r.lost_attempt,
+            r.lease_owner.as_deref().unwrap_or("a vanished worker"),
+            r.lost_attempt + 1
         );
     }
     Ok(())

@@ -138,6 +138,10 @@ pub struct TypeSpec {
     pub stale: StaleThresholds,
     /// How many times a run may be attempted (retries = attempts - 1).
     pub max_attempts: u32,
+    /// Whether a run whose node died mid-attempt may simply be attempted
+    /// again (law 7): its handler skips the units it finished and repeats
+    /// nothing it must not. Otherwise such a run is reconciled as failed.
+    pub resumable: bool,
     /// Whether it needs the tenant's provider connection.
     pub needs_provider: bool,
     /// Accepted parameters.
@@ -199,7 +203,7 @@ fn accepts_anything(_: &Params) -> Result<(), FieldError> {
 impl TypeSpec {
     /// The usual shape: a tenant operation users with `cap` may start, run
     /// up to three times, with the default stale thresholds, needing the
-    /// tenant's provider, always available. Adjust with struct update
+    /// tenant's provider, always available, not resumable after a crash. Adjust with struct update
     /// syntax.
     pub const fn tenant(
         op: OperationType,
@@ -215,6 +219,7 @@ impl TypeSpec {
             progress,
             stale: StaleThresholds::DEFAULT,
             max_attempts: 3,
+            resumable: false,
             needs_provider: true,
             params,
             identity,
@@ -233,6 +238,7 @@ impl TypeSpec {
             progress,
             stale: StaleThresholds::DEFAULT,
             max_attempts: 3,
+            resumable: false,
             needs_provider: false,
             params: &[],
             identity: IdentityRule::PerTenant,

@@ -31,7 +31,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::FieldError;
-use crate::catalog::{Catalog, OperationType, StaleThresholds};
+use crate::catalog::{Catalog, OperationType, StaleThresholds, TypeSpec};
 use crate::lifecycle::{Outcome, RunState};
 use crate::run::Run;
 use crate::timestamp::Timestamp;
@@ -209,6 +209,17 @@ pub fn reconcilable(run: &Run, now: Timestamp, thresholds: &Thresholds) -> bool 
     }
 }
 
+/// Whether the reconciler gives a stale run its next attempt instead of
+/// failing it (law 7): it was running under a lease that lapsed (its node
+/// died), nobody asked to cancel it, its type is resumable and attempts
+/// remain. A run stuck queued, or running without a lease, is failed.
+pub fn resumes(run: &Run, spec: Option<&TypeSpec>) -> bool {
+    run.state == RunState::Running
+        && run.lease.is_some()
+        && run.cancel_requested_at.is_none()
+        && spec.is_some_and(|s| s.op == run.op_type && s.resumable && run.attempt < s.max_attempts)
+}
+
 /// Classifies `run` at `now` (law 6).
 pub fn classify(run: &Run, now: Timestamp, thresholds: &Thresholds) -> ProblemClass {
     match terminal_class(run) {
@@ -309,6 +320,54 @@ pub(crate) mod tests {
     }
 
     const T0: Timestamp = Timestamp::from_unix_micros(1_800_000_000_000_000);
+
+    #[test]
+    fn only_a_lapsed_lease_of_a_resumable_type_with_attempts_left_resumes() {
+        let t0 = Timestamp::from_unix_micros(1_700_000_000_000_000);
+        let resumable = TypeSpec {
+            resumable: true,
+            ..TypeSpec::system(OperationType::Synthetic, crate::catalog::ProgressPlan::Indeterminate)
+        };
+        let fragile = TypeSpec {
+            resumable: false,
+            ..resumable
+        };
+        let mut run = run_at(RunState::Running, t0);
+        run.attempt = 1;
+        run.lease = Some(Lease {
+            owner: "dead/1".into(),
+            expires_at: t0,
+        });
+        assert!(resumes(&run, Some(&resumable)));
+        assert!(!resumes(&run, Some(&fragile)), "not resumable");
+        assert!(!resumes(&run, None), "no spec in this build");
+        let other = TypeSpec {
+            op: OperationType::InventorySync,
+            ..resumable
+        };
+        assert!(!resumes(&run, Some(&other)), "another type's spec");
+        let last = Run {
+            attempt: resumable.max_attempts,
+            ..run.clone()
+        };
+        assert!(!resumes(&last, Some(&resumable)), "no attempt left");
+        let cancelling = Run {
+            cancel_requested_at: Some(t0),
+            ..run.clone()
+        };
+        assert!(!resumes(&cancelling, Some(&resumable)), "a cancel was asked");
+        let leaseless = Run {
+            lease: None,
+            ..run.clone()
+        };
+        assert!(!resumes(&leaseless, Some(&resumable)));
+        let queued = Run {
+            state: RunState::Queued,
+            lease: None,
+            ..run
+        };
+        assert!(!resumes(&queued, Some(&resumable)), "stuck queued");
+    }
 
     #[test]
     fn completed_classes() {

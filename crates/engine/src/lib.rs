@@ -49,7 +49,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{EngineError, Result};
 pub use lifecycle::{CancelOutcome, Completion};
 pub use monitor::{ClassCounts, ProblemSummary, RunDetail, Viewer};
-pub use port::{BackendKind, MetricsGroup, MetricsSnapshot};
+pub use port::{BackendKind, MetricsGroup, MetricsSnapshot, RequeueCause};
 pub use reconciler::{ReconciledRun, SweepReport};
 pub use scheduler::Fired;
 pub use start::{Initiator, Started};

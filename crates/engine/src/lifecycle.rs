@@ -14,7 +14,7 @@ use tracing::Instrument as _;
 
 use tenantatlas_domain::catalog::OperationType;
 
-use crate::port::{Actor, AuditEntry, NewEvent, TransitionDetail, TransitionResult};
+use crate::port::{Actor, AuditEntry, NewEvent, RequeueCause, TransitionDetail, TransitionResult};
 use tenantatlas_domain::Timestamp;
 use tenantatlas_domain::access::{Capability, authorize_tenant};
 use tenantatlas_domain::ids::{RunId, UserId};
@@ -209,7 +209,7 @@ impl Engine {
         attempt: u32,
         available_at: Timestamp,
         failure: Option<Failure>,
-        release: bool,
+        cause: RequeueCause,
     ) -> Result<bool> {
         let done = self
             .transition(
@@ -223,7 +223,7 @@ impl Engine {
                 |_, _| TransitionDetail::Requeue {
                     available_at,
                     failure: failure.clone(),
-                    release,
+                    cause,
                 },
                 None,
             )
@@ -338,6 +338,37 @@ impl Engine {
                     reconciled_at: now,
                 }),
                 plan_total: None,
+            },
+            None,
+        )
+        .await
+    }
+
+    /// Gives a running run whose lease lapsed (its node died) its next
+    /// attempt (law 7): back to the queue at once, its finished units kept,
+    /// `released` on its timeline. [`Completion::Fenced`] when, on a fresh
+    /// read, it is no longer in the attempt it was seen in, may no longer
+    /// be reconciled, or a heartbeat or progress landed since the read it
+    /// was judged on. The caller decides that it may resume
+    /// ([`tenantatlas_domain::problem::resumes`]).
+    pub async fn resume_lapsed(&self, id: RunId, seen: &Run) -> Result<Completion> {
+        let thresholds = self.thresholds();
+        self.transition(
+            id,
+            Some(seen.attempt),
+            false,
+            LifecycleEvent::Requeue,
+            Actor::System,
+            |fresh, now| {
+                fresh.state == RunState::Running
+                    && fresh.cancel_requested_at.is_none()
+                    && tenantatlas_domain::problem::reconcilable(fresh, now, &thresholds)
+            },
+            true,
+            |_, now| TransitionDetail::Requeue {
+                available_at: now,
+                failure: None,
+                cause: RequeueCause::LeaseLapsed,
             },
             None,
         )

@@ -420,6 +420,36 @@ pub struct StartRecord {
     pub joined: bool,
 }
 
+/// Why a running run goes back to the queue, as its timeline tells it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RequeueCause {
+    /// A retryable failure: `retry_scheduled`.
+    Retry,
+    /// Its worker shut down and let it go: `released`.
+    Shutdown,
+    /// Its worker stopped renewing the lease (the node died) and the
+    /// reconciler gave it its next attempt: `released`.
+    LeaseLapsed,
+}
+
+impl RequeueCause {
+    /// Whether the timeline calls it a release (else a scheduled retry).
+    pub fn is_release(self) -> bool {
+        !matches!(self, RequeueCause::Retry)
+    }
+
+    /// What the timeline says about a release.
+    pub fn reason(self) -> Option<&'static str> {
+        match self {
+            RequeueCause::Retry => None,
+            RequeueCause::Shutdown => Some("its worker shut down; it resumes on its next attempt"),
+            RequeueCause::LeaseLapsed => Some(
+                "its worker stopped renewing the lease; it resumes on its next attempt, skipping the units it finished",
+            ),
+        }
+    }
+}
+
 /// What a lifecycle write carries besides the transition.
 #[derive(Clone, Debug, PartialEq)]
 pub enum TransitionDetail {
@@ -430,14 +460,15 @@ pub enum TransitionDetail {
         /// Lease expiry.
         lease_expires_at: Timestamp,
     },
-    /// Requeue after a retryable failure, or release on shutdown.
+    /// Requeue after a retryable failure, a release on shutdown, or the
+    /// resumption of a run whose worker stopped renewing its lease.
     Requeue {
         /// When it may be claimed again.
         available_at: Timestamp,
         /// The failure that caused it, if any (recorded on the timeline).
         failure: Option<Failure>,
-        /// `true` for a release (shutdown), `false` for a retry.
-        release: bool,
+        /// Why the run goes back to the queue.
+        cause: RequeueCause,
     },
     /// Completion.
     Complete {

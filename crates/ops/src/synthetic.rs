@@ -26,6 +26,8 @@ pub static SPEC: TypeSpec = TypeSpec {
         running_max: None,
     },
     needs_provider: false,
+    // its units are skipped once finished; the rest only sleeps
+    resumable: true,
     check: accepts::<SyntheticParams>,
     opt_in: Some("run with TENANTATLAS_ENABLE_SYNTHETIC=1 (or --enable-synthetic) to allow it"),
     ..TypeSpec::tenant(

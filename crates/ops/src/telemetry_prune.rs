@@ -20,6 +20,8 @@ pub static SPEC: TypeSpec = TypeSpec {
         cron: "17 3 * * *",
     }),
     check: accepts::<NoParams>,
+    // deleting what is past retention again deletes nothing twice
+    resumable: true,
     ..TypeSpec::system(OperationType::TelemetryPrune, ProgressPlan::Indeterminate)
 };
 

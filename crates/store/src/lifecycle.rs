@@ -287,25 +287,34 @@ impl SqlStore {
                 TransitionDetail::Requeue {
                     available_at,
                     failure,
-                    release,
+                    cause,
                 },
             ) => {
-                let row = conn
-                    .opt(
-                        &q(format!(
-                            "UPDATE operation_runs SET status = 'queued', lease_owner = NULL, lease_expires_at = NULL, \
-                             available_at = $1, updated_at = $2 \
-                             WHERE id = $3 AND status = 'running' AND ($4 IS NULL OR attempt = $4) RETURNING {RUN_COLUMNS}"
-                        ))
-                        .bind(*available_at)
-                        .bind(w.at())
-                        .bind(w.run_id())
-                        .bind(w.expected_attempt()),
-                    )
-                    .await?;
+                // A requeue the reconciler judged (a lapsed lease) applies
+                // only if no heartbeat or progress landed since its read.
+                let judged = if w.judged().is_some() {
+                    " AND (heartbeat_at = $5 OR (heartbeat_at IS NULL AND $5 IS NULL)) \
+                     AND (progress_stale_at = $6 OR (progress_stale_at IS NULL AND $6 IS NULL))"
+                } else {
+                    ""
+                };
+                let mut query = q(format!(
+                    "UPDATE operation_runs SET status = 'queued', lease_owner = NULL, lease_expires_at = NULL, \
+                     available_at = $1, updated_at = $2 \
+                     WHERE id = $3 AND status = 'running' AND ($4 IS NULL OR attempt = $4){judged} \
+                     RETURNING {RUN_COLUMNS}"
+                ))
+                .bind(*available_at)
+                .bind(w.at())
+                .bind(w.run_id())
+                .bind(w.expected_attempt());
+                if let Some(j) = w.judged() {
+                    query = query.bind(j.heartbeat_at).bind(j.progress_stale_at);
+                }
+                let row = conn.opt(&query).await?;
                 let run = row.as_ref().map(rows::run_from_row).transpose()?;
                 if let Some(r) = &run {
-                    let kind = if *release {
+                    let kind = if cause.is_release() {
                         RunEventKind::Released
                     } else {
                         RunEventKind::RetryScheduled
@@ -314,6 +323,7 @@ impl SqlStore {
                         r,
                         serde_json::json!({
                             "available_at": available_at.to_rfc3339(),
+                            "reason": cause.reason(),
                             "reason_code": failure.as_ref().map(|f| f.reason_code.as_str()),
                             "message": failure.as_ref().map(|f| f.message.as_str()),
                         }),

@@ -23,7 +23,7 @@ mod handler;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::port::{HeartbeatAck, Signal};
+use crate::port::{HeartbeatAck, RequeueCause, Signal};
 use backon::{BackoffBuilder, ExponentialBuilder};
 use tenantatlas_domain::Timestamp;
 use tenantatlas_domain::lifecycle::Outcome;
@@ -453,7 +453,7 @@ async fn finish(
         }
         (Some(StopReason::Shutdown), Err(_)) => {
             match retrying(RETRY_LIMIT, || {
-                engine.requeue(run.id, run.attempt, engine.now(), None, true)
+                engine.requeue(run.id, run.attempt, engine.now(), None, RequeueCause::Shutdown)
             })
             .await
             {
@@ -478,7 +478,7 @@ async fn finish(
                 let at = retry_at(engine.now(), backoff(config, run.attempt), not_before);
                 tracing::info!(reason = %f.reason_code, available_at = %at, "retryable failure; requeued");
                 if let Err(e) = retrying(RETRY_LIMIT, || {
-                    engine.requeue(run.id, run.attempt, at, Some(f.clone()), false)
+                    engine.requeue(run.id, run.attempt, at, Some(f.clone()), RequeueCause::Retry)
                 })
                 .await
                 {

@@ -7,7 +7,7 @@ use tenantatlas_domain::lifecycle::{Outcome, RunState, RunStatus};
 use tenantatlas_domain::problem::{ProblemClass, classify};
 use tenantatlas_domain::reason::{Failure, ReasonCode};
 use tenantatlas_domain::timeline::RunEventKind;
-use tenantatlas_engine::{CancelOutcome, Completion, EngineError, Initiator};
+use tenantatlas_engine::{CancelOutcome, Completion, EngineError, Initiator, RequeueCause};
 
 use crate::harness::{Ctx, Db};
 use crate::{claim, params, start_synthetic};
@@ -260,7 +260,7 @@ pub async fn block_and_requeue(db: Db) {
                 1,
                 later,
                 Some(Failure::new(ReasonCode::ProviderThrottled, "429")),
-                false
+                RequeueCause::Retry
             )
             .await
             .unwrap()
@@ -276,7 +276,10 @@ pub async fn block_and_requeue(db: Db) {
         .unwrap();
     assert_eq!(retry.detail["reason_code"], "provider.throttled");
     assert!(
-        !c.engine.requeue(st.run.id, 1, later, None, false).await.unwrap(),
+        !c.engine
+            .requeue(st.run.id, 1, later, None, RequeueCause::Retry)
+            .await
+            .unwrap(),
         "a queued run cannot be requeued"
     );
     let again = claim(&c.engine, st.run.id).await;

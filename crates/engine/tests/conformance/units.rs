@@ -4,7 +4,7 @@ use tenantatlas_domain::lifecycle::{Outcome, RunState};
 use tenantatlas_domain::progress::{Progress, UnitOutcome, progress_of};
 use tenantatlas_domain::reason::{Failure, ReasonCode};
 use tenantatlas_domain::timeline::RunEventKind;
-use tenantatlas_engine::{Completion, Initiator};
+use tenantatlas_engine::{Completion, Initiator, RequeueCause};
 use tenantatlas_store::model::{PlanApplied, UnitResult, UnitsApplied};
 
 use crate::harness::{Ctx, Db};
@@ -135,7 +135,11 @@ pub async fn stale_attempts_are_fenced(db: Db) {
     claim(e, id).await;
     e.plan_units(id, 1, &keys(2)).await.unwrap();
     // attempt 1 goes back to the queue; attempt 2 takes over
-    assert!(e.requeue(id, 1, c.clock_now(), None, true).await.unwrap());
+    assert!(
+        e.requeue(id, 1, c.clock_now(), None, RequeueCause::Shutdown)
+            .await
+            .unwrap()
+    );
     claim(e, id).await;
     assert_eq!(e.plan_units(id, 1, &keys(2)).await.unwrap(), PlanApplied::Fenced);
     assert_eq!(

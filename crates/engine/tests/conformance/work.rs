@@ -11,7 +11,7 @@ use tenantatlas_domain::problem::{ProblemClass, classify};
 use tenantatlas_domain::reason::ReasonCode;
 use tenantatlas_domain::schedule::CronSpec;
 use tenantatlas_domain::timeline::RunEventKind;
-use tenantatlas_engine::{Completion, Initiator};
+use tenantatlas_engine::{Completion, Initiator, RequeueCause};
 use tenantatlas_store::model::{Actor, HeartbeatAck, RunFilter};
 
 use crate::harness::{Ctx, Db};
@@ -79,9 +79,15 @@ pub async fn claims_take_due_runs_once(db: Db) {
     // a run not yet due is not claimed
     let later = start_synthetic(e, Initiator::System, s.a, json!({})).await.run;
     claim(e, later.id).await;
-    e.requeue(later.id, 1, c.clock_now().plus(Duration::from_secs(60)), None, false)
-        .await
-        .unwrap();
+    e.requeue(
+        later.id,
+        1,
+        c.clock_now().plus(Duration::from_secs(60)),
+        None,
+        RequeueCause::Retry,
+    )
+    .await
+    .unwrap();
     assert!(
         e.claim_due("n/x", &SYN, 10, Duration::from_secs(30))
             .await
@@ -264,11 +270,48 @@ pub async fn sweep_reconciles_stale_runs_visibly(db: Db) {
     let queued = start_synthetic(e, Initiator::User(s.operator), s.a, json!({}))
         .await
         .run;
+    // its node died on its last attempt: failed, not tried again
     let running = start_synthetic(e, Initiator::System, s.a, json!({"units": 10}))
         .await
         .run;
+    for attempt in 1..3 {
+        claim(e, running.id).await;
+        e.requeue(running.id, attempt, c.clock_now(), None, RequeueCause::Retry)
+            .await
+            .unwrap();
+    }
     let running = e
         .claim(running.id, "w/1", Duration::from_secs(30))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(running.attempt, 3);
+    // its node died with attempts left, two units done: resumed
+    let lapsed = start_synthetic(e, Initiator::System, s.b, json!({"units": 3, "key": "lapsed"}))
+        .await
+        .run;
+    let lapsed = e
+        .claim(lapsed.id, "dead-node/1", Duration::from_secs(30))
+        .await
+        .unwrap()
+        .unwrap();
+    e.plan_units(lapsed.id, 1, &keys(3)).await.unwrap();
+    e.complete_units(lapsed.id, 1, &[ok("u0000"), ok("u0001")])
+        .await
+        .unwrap();
+    // a type that cannot resume is failed even with attempts left
+    let fragile = e
+        .start(
+            Initiator::System,
+            s.b,
+            OperationType::InventorySync,
+            params(OperationType::InventorySync, json!({})),
+        )
+        .await
+        .unwrap()
+        .run;
+    let fragile = e
+        .claim(fragile.id, "dead-node/1", Duration::from_secs(30))
         .await
         .unwrap()
         .unwrap();
@@ -305,16 +348,70 @@ pub async fn sweep_reconciles_stale_runs_visibly(db: Db) {
     let dry = e.reconcile_sweep(true).await.unwrap();
     let mut ids: Vec<_> = dry.reconciled.iter().map(|r| r.run_id).collect();
     ids.sort();
-    let mut want = vec![queued.id, running.id, cancelled.id];
+    let mut want = vec![queued.id, running.id, cancelled.id, fragile.id];
     want.sort();
     assert_eq!(ids, want, "a live lease is never overruled");
+    assert_eq!(
+        dry.resumed
+            .iter()
+            .map(|r| (r.run_id, r.lost_attempt))
+            .collect::<Vec<_>>(),
+        vec![(lapsed.id, 1)]
+    );
     assert_eq!(
         c.store.get_run(queued.id).await.unwrap().unwrap().state,
         RunState::Queued,
         "a dry run writes nothing"
     );
     let done = e.reconcile_sweep(false).await.unwrap();
-    assert_eq!(done.reconciled.len(), 3);
+    assert_eq!(done.reconciled.len(), 4);
+    assert_eq!(done.resumed.len(), 1);
+    let f = c.store.get_run(fragile.id).await.unwrap().unwrap();
+    assert_eq!(
+        (f.state, f.reason_code, f.attempt),
+        (
+            RunState::Completed(Outcome::Failed),
+            Some(ReasonCode::RunStaleReconciled),
+            1
+        )
+    );
+    // the resumed run is queued for its next attempt, due now, its
+    // finished units kept, and its timeline says why
+    let l = c.store.get_run(lapsed.id).await.unwrap().unwrap();
+    assert_eq!(
+        (l.state, l.attempt, l.units.processed, l.available_at),
+        (RunState::Queued, 1, 2, c.clock_now())
+    );
+    assert!(l.lease.is_none() && l.reconciliation.is_none());
+    let released = c
+        .events(lapsed.id)
+        .await
+        .into_iter()
+        .find(|ev| ev.kind == RunEventKind::Released)
+        .expect("released on the timeline");
+    assert_eq!(released.attempt, Some(1));
+    assert!(
+        released.detail["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("stopped renewing the lease")),
+        "{}",
+        released.detail
+    );
+    let again = e
+        .claim(lapsed.id, "w/3", Duration::from_secs(30))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.attempt, 2);
+    let pending: Vec<_> = c
+        .store
+        .run_units(lapsed.id, true, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| u.unit_key)
+        .collect();
+    assert_eq!(pending, ["u0002"], "the finished units are not executed again");
     let q = c.store.get_run(queued.id).await.unwrap().unwrap();
     assert_eq!(
         (q.state, q.reason_code),

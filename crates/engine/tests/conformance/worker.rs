@@ -230,9 +230,16 @@ pub async fn shutdown_releases_runs_for_another_worker(db: Db) {
 pub async fn a_reconciled_run_ignores_late_results(db: Db) {
     let (c, e) = Ctx::real_time(db).await;
     let s = c.seed().await;
-    let run = start_synthetic(&e, Initiator::System, s.a, json!({"units": 30, "unit_ms": 100}))
-        .await
-        .run;
+    // throttled on its first two attempts, so the lapse below comes on its
+    // last: the sweep fails it instead of resuming it
+    let run = start_synthetic(
+        &e,
+        Initiator::System,
+        s.a,
+        json!({"units": 30, "unit_ms": 100, "fail_attempts": 2}),
+    )
+    .await
+    .run;
     // heartbeats far apart: the 1 s lease lapses while the handler works
     let cfg = WorkerConfig {
         lease: Duration::from_secs(1),
@@ -243,6 +250,7 @@ pub async fn a_reconciled_run_ignores_late_results(db: Db) {
     wait_for(&c, run.id, "some progress", |r| r.units.processed >= 1).await;
     tokio::time::sleep(Duration::from_millis(1_200)).await;
     let sweep = e.reconcile_sweep(false).await.unwrap();
+    assert!(sweep.resumed.is_empty(), "its last attempt: {:?}", sweep.resumed);
     assert_eq!(
         sweep.reconciled.iter().map(|r| r.run_id).collect::<Vec<_>>(),
         vec![run.id]
