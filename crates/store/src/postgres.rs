@@ -28,10 +28,17 @@ use crate::model::{NewEvent, NewRun, Signal, StartRecord, UnitResult};
 use crate::rows::{self, RUN_COLUMNS};
 use crate::{Pools, SqlStore, new_uuid};
 
+/// How long a caller waits for a connection before the store answers that
+/// the database is unavailable. Short, so that a database outage is told
+/// at once (the hub answers 503 within two seconds) instead of holding
+/// every request; a healthy pool hands out connections in microseconds,
+/// and workers retry their writes with backoff anyway.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_millis(1_500);
+
 pub(crate) async fn connect(opts: PgConnectOptions, max_connections: u32) -> Result<SqlStore> {
     let pool = PgPoolOptions::new()
         .max_connections(max_connections)
-        .acquire_timeout(Duration::from_secs(30))
+        .acquire_timeout(ACQUIRE_TIMEOUT)
         .connect_with(opts)
         .await?;
     let (signals, _) = broadcast::channel(1024);

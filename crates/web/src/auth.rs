@@ -104,6 +104,7 @@ impl FromRequestParts<AppState> for PlatformOperator {
             Ok(None) => Err(Redirect::to("/login").into_response()),
             Err(e) if api => Err(e.into_response()),
             Err(e) if e.status == StatusCode::UNAUTHORIZED => Err(Redirect::to("/login").into_response()),
+            Err(e) if e.status.is_server_error() => Err(e.page()),
             Ok(Some(_)) | Err(_) => Err(not_found()),
         }
     }

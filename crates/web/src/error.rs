@@ -10,6 +10,10 @@ use serde_json::json;
 use tenantatlas_domain::FieldError;
 use tenantatlas_engine::EngineError;
 
+/// The `Retry-After` of a 503 while the database does not answer (a
+/// PostgreSQL restart takes a few seconds).
+const UNAVAILABLE_RETRY_SECS: u64 = 2;
+
 /// An error answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebError {
@@ -65,6 +69,19 @@ impl WebError {
         }
     }
 
+    /// 503 `service.unavailable`: the database does not answer; try again
+    /// in a moment (`Retry-After`).
+    pub fn unavailable() -> Self {
+        Self {
+            retry_after: Some(UNAVAILABLE_RETRY_SECS),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "service.unavailable",
+                "the service cannot reach its database right now; try again in a moment",
+            )
+        }
+    }
+
     /// As an HTML page (for `/admin` and `/system`).
     pub fn page(self) -> Response {
         let body = crate::render::error_page(self.status, &self.message);
@@ -108,6 +125,10 @@ impl From<EngineError> for WebError {
                 ..Self::new(StatusCode::TOO_MANY_REQUESTS, "service.busy", e.to_string())
             },
             EngineError::Conflict(m) => Self::new(StatusCode::CONFLICT, "conflict", m),
+            EngineError::Store(s) if s.is_connection() => {
+                tracing::warn!(error = %s, "the database does not answer");
+                Self::unavailable()
+            }
             other => {
                 tracing::error!(error = %other, "request failed");
                 Self::new(

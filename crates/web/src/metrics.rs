@@ -60,14 +60,20 @@ pub fn route_label(path: &str) -> &'static str {
     }
 }
 
+/// A health check answers within a second: a load balancer's probe must
+/// not hang on a database that does not answer.
+const HEALTH_DEADLINE: std::time::Duration = std::time::Duration::from_millis(900);
+
 async fn healthz(State(state): State<AppState>) -> Response {
-    match state.engine().ping().await {
-        Ok(()) => (StatusCode::OK, "ok\n").into_response(),
-        Err(e) => {
-            tracing::warn!(error = %e, "health check: the database does not answer");
-            (StatusCode::SERVICE_UNAVAILABLE, "the database does not answer\n").into_response()
-        }
-    }
+    let answer = match tokio::time::timeout(HEALTH_DEADLINE, state.engine().ping()).await {
+        Ok(Ok(())) => return (StatusCode::OK, "ok\n").into_response(),
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => format!("no answer within {} ms", HEALTH_DEADLINE.as_millis()),
+    };
+    tracing::warn!(error = %answer, "health check: the database does not answer");
+    let mut res = (StatusCode::SERVICE_UNAVAILABLE, "the database does not answer\n").into_response();
+    res.headers_mut().insert(axum::http::header::RETRY_AFTER, 2.into());
+    res
 }
 
 fn escape(v: &str) -> String {

@@ -7,6 +7,7 @@
 
 mod flows;
 mod matrix;
+mod outage;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
