@@ -236,6 +236,36 @@ try {
     assert.equal(api404.status, 404);
     await ow.context.close();
   });
+  await step("owner: settings — a token shown once works until revoked; a member's role changes", async () => {
+    const ow = await signIn(browser, users.owner);
+    const p = ow.page;
+    await Promise.all([p.waitForNavigation(), p.click("#nav-settings")]);
+    await p.fill("#create-token input[name=name]", "browser walk");
+    await p.fill("#create-token input[name=expires_in_days]", "7");
+    await Promise.all([p.waitForNavigation(), p.click("#create-token button[type=submit]")]);
+    const secret = (await p.locator("#new-token code.secret").innerText()).trim();
+    assert.match(secret, /^tat_[0-9a-f]{64}$/);
+    const withToken = () => api(p, "/api/v1/runs?limit=1", { headers: { authorization: `Bearer ${secret}` } });
+    assert.equal((await withToken()).status, 200, "the shown token works");
+    await p.goto("/admin/settings");
+    assert.equal(await p.locator("#new-token").count(), 0, "shown once");
+    assert.ok(!(await p.content()).includes(secret));
+    const row = p.locator("table.tokens tr", { hasText: "browser walk" });
+    await p.screenshot({ path: path.join(shots, "settings.png"), fullPage: true });
+    await Promise.all([p.waitForNavigation(), row.locator("button", { hasText: "Revoke" }).click()]);
+    assert.equal(await p.locator("table.tokens tr", { hasText: "browser walk" }).count(), 0);
+    assert.equal((await withToken()).status, 401, "refused at the next request, session or not");
+    // the readonly member becomes operator, and back
+    const member = p.locator(`tr[data-member="${users.readonly.email}"]`);
+    await member.locator("select[name=role]").selectOption("operator");
+    await Promise.all([p.waitForNavigation(), member.locator("button", { hasText: "Change role" }).click()]);
+    assert.equal(await p.locator(`tr[data-member="${users.readonly.email}"] select[name=role]`).inputValue(), "operator");
+    const again = p.locator(`tr[data-member="${users.readonly.email}"]`);
+    await again.locator("select[name=role]").selectOption("readonly");
+    await Promise.all([p.waitForNavigation(), again.locator("button", { hasText: "Change role" }).click()]);
+    assert.equal(await p.locator(`tr[data-member="${users.readonly.email}"] select[name=role]`).inputValue(), "readonly");
+    await ow.context.close();
+  });
   await op.context.close();
 } catch (e) {
   failed = true;

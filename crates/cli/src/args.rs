@@ -84,6 +84,25 @@ pub enum TokenCmd {
         /// A name that says what the token is for.
         #[arg(long, default_value = "api")]
         name: String,
+        /// Stop working after this long: hours or days, like 12h or 90d
+        /// (default: until revoked).
+        #[arg(long, value_name = "DURATION")]
+        expires_in: Option<String>,
+        #[command(flatten)]
+        out: Json,
+    },
+    /// List API tokens (never their secrets).
+    List {
+        /// Only this user's (e-mail or id).
+        #[arg(long)]
+        user: Option<String>,
+        #[command(flatten)]
+        out: Json,
+    },
+    /// Revoke an API token: the next request with it is refused.
+    Revoke {
+        /// The token's id (from `token list`).
+        id: String,
         #[command(flatten)]
         out: Json,
     },
@@ -180,6 +199,13 @@ pub enum ScheduleCmd {
         #[command(flatten)]
         out: Json,
     },
+    /// Remove a schedule (by id or name); the runs it started stay.
+    Remove {
+        /// Its id or name.
+        schedule: String,
+        #[command(flatten)]
+        out: Json,
+    },
 }
 
 /// `--json`.
@@ -246,6 +272,25 @@ pub enum UserCmd {
         #[command(flatten)]
         out: Json,
     },
+    /// List users.
+    List {
+        #[command(flatten)]
+        out: Json,
+    },
+    /// Disable a user: their sessions and API tokens stop working at once.
+    Disable {
+        /// The user (e-mail or id).
+        email: String,
+        #[command(flatten)]
+        out: Json,
+    },
+    /// Set a user's password, read from standard input; their sessions end.
+    Passwd {
+        /// The user (e-mail or id).
+        email: String,
+        #[command(flatten)]
+        out: Json,
+    },
 }
 
 /// Membership commands.
@@ -264,6 +309,37 @@ pub enum MemberCmd {
         /// Entitle to this tenant only (repeatable); none: every tenant.
         #[arg(long = "tenant")]
         tenants: Vec<String>,
+        #[command(flatten)]
+        out: Json,
+    },
+    /// List a workspace's members.
+    List {
+        /// The workspace (id or name).
+        #[arg(long)]
+        workspace: String,
+        #[command(flatten)]
+        out: Json,
+    },
+    /// Change a member's role, keeping their tenants.
+    Role {
+        /// The workspace (id or name).
+        #[arg(long)]
+        workspace: String,
+        /// The user (id or e-mail).
+        email: String,
+        /// owner, manager, operator or readonly.
+        #[arg(long)]
+        role: String,
+        #[command(flatten)]
+        out: Json,
+    },
+    /// Remove a member from a workspace.
+    Remove {
+        /// The workspace (id or name).
+        #[arg(long)]
+        workspace: String,
+        /// The user (id or e-mail).
+        email: String,
         #[command(flatten)]
         out: Json,
     },

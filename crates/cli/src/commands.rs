@@ -14,19 +14,20 @@ use tenantatlas_domain::directory::{Actor, Tenant, User};
 use tenantatlas_domain::ids::{RunId, TenantId, UserId};
 use tenantatlas_domain::lifecycle::Outcome;
 use tenantatlas_domain::lifecycle::StatusBucket;
-use tenantatlas_domain::names::{Email, Password, ProviderSpec, TenantName, WorkspaceName};
+use tenantatlas_domain::names::{Email, Password, ProviderSpec, TenantName, TokenLifetime, WorkspaceName};
 use tenantatlas_domain::params::RawParams;
 use tenantatlas_domain::problem::ProblemClass;
 use tenantatlas_domain::query::{Cursor, RunFilter};
 use tenantatlas_domain::reason::{Failure, ReasonCode};
 use tenantatlas_domain::schedule::CronSpec;
-use tenantatlas_domain::schedule::Schedule;
 use tenantatlas_engine::node::{NodeConfig, run_node};
 use tenantatlas_engine::worker::WorkerConfig;
 use tenantatlas_engine::{
     CancelOutcome, Engine, EngineConfig, EngineError, Initiator, RequeueCause, SystemClock, Viewer,
 };
 use tokio_util::sync::CancellationToken;
+
+use tenantatlas_web::settings::{issued_json, member_json, schedule_json, token_json, user_json};
 
 use crate::CliError;
 use crate::args::*;
@@ -211,18 +212,67 @@ async fn serve(engine: &Engine, a: &ServeArgs) -> Result<()> {
 
 async fn token(e: &Engine, c: &TokenCmd) -> Result<()> {
     match c {
-        TokenCmd::Create { email, name, out } => {
+        TokenCmd::Create {
+            email,
+            name,
+            expires_in,
+            out,
+        } => {
+            let lifetime = expires_in
+                .as_deref()
+                .map(|d| TokenLifetime::parse("--expires-in", d))
+                .transpose()?;
             let user = e.resolve_user(email).await.map_err(|x| named(x, "user", email))?;
-            let token = e.create_api_token(&user, name, Actor::Cli).await?;
+            let t = e.create_api_token(&user, name, lifetime, Actor::Cli).await?;
             if out.json {
-                output::json(&json!({ "token": token, "name": name.trim() }))
+                output::json(&issued_json(&t, name))
             } else {
-                println!("{token}");
+                println!("{}", t.token);
+                let until = t
+                    .expires_at
+                    .map_or_else(|| "until revoked".to_owned(), |at| format!("until {at}"));
                 eprintln!(
-                    "API token \"{}\" for {}: shown once, only its hash is kept",
+                    "API token \"{}\" ({}) for {}, valid {until}: shown once, only its hash is kept",
                     name.trim(),
+                    t.id,
                     user.email
                 );
+                Ok(())
+            }
+        }
+        TokenCmd::List { user, out } => {
+            let mut all = e.api_tokens(None).await?;
+            if let Some(key) = user {
+                let u = e.resolve_user(key).await.map_err(|x| named(x, "--user", key))?;
+                all.retain(|t| t.user.id == u.id);
+            }
+            if out.json {
+                output::json(&json!({ "tokens": all.iter().map(token_json).collect::<Vec<_>>() }))
+            } else {
+                for t in &all {
+                    println!(
+                        "{}  {:<24}  {:<28}  created {}  expires {}  last used {}",
+                        t.id,
+                        t.name,
+                        t.user.email,
+                        t.created_at,
+                        t.expires_at.map_or_else(|| "never".to_owned(), |x| x.to_string()),
+                        t.last_used_at.map_or_else(|| "never".to_owned(), |x| x.to_string()),
+                    );
+                }
+                Ok(())
+            }
+        }
+        TokenCmd::Revoke { id, out } => {
+            let parsed = id
+                .trim()
+                .parse()
+                .map_err(|_| FieldError::new("id", "must be a token id (from `token list`)"))?;
+            let t = e.revoke_api_token(None, parsed).await.map_err(|x| named(x, "id", id))?;
+            if out.json {
+                output::json(&json!({ "revoked": token_json(&t) }))
+            } else {
+                println!("Revoked token \"{}\" ({}) of {}", t.name, t.id, t.user.email);
                 Ok(())
             }
         }
@@ -483,6 +533,18 @@ async fn schedule(e: &Engine, c: &ScheduleCmd) -> Result<()> {
                 Ok(())
             }
         }
+        ScheduleCmd::Remove { schedule, out } => {
+            let s = e
+                .remove_schedule(None, schedule)
+                .await
+                .map_err(|x| named(x, "schedule", schedule))?;
+            if out.json {
+                output::json(&json!({ "removed": schedule_json(&s) }))
+            } else {
+                println!("Removed schedule {:?} ({}); the runs it started stay", s.name, s.id);
+                Ok(())
+            }
+        }
         ScheduleCmd::List { out } => {
             let all = e.list_schedules().await?;
             if out.json {
@@ -503,12 +565,12 @@ async fn schedule(e: &Engine, c: &ScheduleCmd) -> Result<()> {
     }
 }
 
-fn schedule_json(s: &Schedule) -> serde_json::Value {
-    json!({
-        "id": s.id, "name": s.name, "cron": s.cron, "type": s.op_type, "tenant_id": s.tenant_id,
-        "params": s.params, "enabled": s.enabled, "next_fire_at": s.next_fire_at,
-        "last_fired_at": s.last_fired_at, "last_run_id": s.last_run_id,
-    })
+/// A membership change for someone who is no member: bad input.
+fn not_a_member(e: EngineError, email: &str, workspace: &str) -> CliError {
+    match e {
+        EngineError::NotFound(_) => CliError::Usage(format!("user: {email:?} is not a member of {workspace:?}")),
+        e => e.into(),
+    }
 }
 
 /// Resolution of a name the user typed: not found is bad input.
@@ -650,6 +712,46 @@ async fn user(e: &Engine, c: &UserCmd) -> Result<()> {
                 Ok(())
             }
         }
+        UserCmd::List { out } => {
+            let all = e.users().await?;
+            if out.json {
+                output::json(&json!({ "users": all.iter().map(user_json).collect::<Vec<_>>() }))
+            } else {
+                for u in &all {
+                    let mut notes = Vec::new();
+                    if u.platform_operator {
+                        notes.push("platform operator".to_owned());
+                    }
+                    if let Some(at) = u.disabled_at {
+                        notes.push(format!("disabled {at}"));
+                    }
+                    println!("{}  {}  {}", u.id, u.email, notes.join(", "));
+                }
+                Ok(())
+            }
+        }
+        UserCmd::Disable { email, out } => {
+            let u = e.resolve_user(email).await.map_err(|x| named(x, "user", email))?;
+            e.disable_user(&u, Actor::Cli).await?;
+            let u = e.resolve_user(email).await?;
+            if out.json {
+                output::json(&user_json(&u))
+            } else {
+                println!("Disabled {}: their sessions and API tokens no longer work", u.email);
+                Ok(())
+            }
+        }
+        UserCmd::Passwd { email, out } => {
+            let u = e.resolve_user(email).await.map_err(|x| named(x, "user", email))?;
+            let password = Password::parse("password", &read_password()?)?;
+            e.change_password(&u, &password, Actor::Cli).await?;
+            if out.json {
+                output::json(&user_json(&u))
+            } else {
+                println!("Set the password of {}; their sessions ended", u.email);
+                Ok(())
+            }
+        }
     }
 }
 
@@ -696,6 +798,64 @@ async fn member(e: &Engine, c: &MemberCmd) -> Result<()> {
                     TenantScope::Only(ts) => format!("{} tenant(s)", ts.len()),
                 };
                 println!("{} is {} of {:?}, entitled to {which}", user.email, m.role, ws.name);
+                Ok(())
+            }
+        }
+        MemberCmd::List { workspace, out } => {
+            let ws = e
+                .resolve_workspace(workspace)
+                .await
+                .map_err(|x| named(x, "--workspace", workspace))?;
+            let all = e.members(None, ws.id).await?;
+            if out.json {
+                output::json(&json!({ "members": all.iter().map(member_json).collect::<Vec<_>>() }))
+            } else {
+                for m in &all {
+                    let which = match &m.membership.tenants {
+                        TenantScope::All => "every tenant".to_owned(),
+                        TenantScope::Only(ts) => format!("{} tenant(s)", ts.len()),
+                    };
+                    println!("{}  {:<9}  {which}", m.email, m.membership.role);
+                }
+                Ok(())
+            }
+        }
+        MemberCmd::Role {
+            workspace,
+            email,
+            role,
+            out,
+        } => {
+            let role = Role::parse("--role", role)?;
+            let ws = e
+                .resolve_workspace(workspace)
+                .await
+                .map_err(|x| named(x, "--workspace", workspace))?;
+            let user = e.resolve_user(email).await.map_err(|x| named(x, "user", email))?;
+            let m = e
+                .change_role(None, ws.id, user.id, role)
+                .await
+                .map_err(|x| not_a_member(x, email, &ws.name))?;
+            if out.json {
+                output::json(&json!({ "workspace_id": m.workspace_id, "user_id": m.user_id, "role": m.role }))
+            } else {
+                println!("{} is now {} of {:?}", user.email, m.role, ws.name);
+                Ok(())
+            }
+        }
+        MemberCmd::Remove { workspace, email, out } => {
+            let ws = e
+                .resolve_workspace(workspace)
+                .await
+                .map_err(|x| named(x, "--workspace", workspace))?;
+            let user = e.resolve_user(email).await.map_err(|x| named(x, "user", email))?;
+            e.remove_member(None, ws.id, user.id)
+                .await
+                .map_err(|x| not_a_member(x, email, &ws.name))?;
+            if out.json {
+                output::json(&json!({ "workspace_id": ws.id, "user_id": user.id, "removed": true }))
+            } else {
+                println!("{} is no longer a member of {:?}", user.email, ws.name);
                 Ok(())
             }
         }

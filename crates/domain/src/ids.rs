@@ -74,3 +74,7 @@ id_type!(
     /// A persisted notification.
     NotificationId
 );
+id_type!(
+    /// An API token's public id (to list and revoke it; never its secret).
+    TokenId
+);

@@ -128,6 +128,41 @@ impl fmt::Debug for Password {
     }
 }
 
+/// How long an API token works: whole hours or days, from one hour to
+/// two years (`12h`, `30d`). A token that must live longer is renewed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TokenLifetime(std::time::Duration);
+
+impl TokenLifetime {
+    const MAX_HOURS: u64 = 2 * 366 * 24;
+
+    /// Parses `<n>h` or `<n>d`.
+    pub fn parse(field: &str, s: &str) -> Result<Self, FieldError> {
+        const RULE: &str = "must be a number of hours or days, like 12h or 90d (1h to 732d)";
+        let s = s.trim();
+        let (n, unit) = s.split_at(s.len().saturating_sub(1));
+        let hours = match (n.parse::<u64>(), unit) {
+            (Ok(n), "h" | "H") => n,
+            (Ok(n), "d" | "D") => n.saturating_mul(24),
+            _ => return Err(FieldError::new(field, RULE)),
+        };
+        if !(1..=Self::MAX_HOURS).contains(&hours) {
+            return Err(FieldError::new(field, RULE));
+        }
+        Ok(Self(std::time::Duration::from_secs(hours * 3600)))
+    }
+
+    /// From a number of days (the API's `expires_in_days`).
+    pub fn days(field: &str, days: u64) -> Result<Self, FieldError> {
+        Self::parse(field, &format!("{days}d"))
+    }
+
+    /// The lifetime.
+    pub fn duration(self) -> std::time::Duration {
+        self.0
+    }
+}
+
 /// Where a tenant's data comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ProviderSpec {
@@ -178,6 +213,33 @@ impl ProviderSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn token_lifetimes_are_hours_or_days_within_bounds() {
+        let h = |s: &str| TokenLifetime::parse("expires_in", s).map(|l| l.duration().as_secs() / 3600);
+        assert_eq!(h("12h"), Ok(12));
+        assert_eq!(h("30d"), Ok(720));
+        assert_eq!(h(" 1H "), Ok(1));
+        assert_eq!(h("732d"), Ok(732 * 24));
+        for bad in [
+            "",
+            "d",
+            "0h",
+            "0d",
+            "733d",
+            "1.5d",
+            "-1d",
+            "30",
+            "30m",
+            "99999999999999999999d",
+            "1 d",
+        ] {
+            let e = TokenLifetime::parse("expires_in", bad).unwrap_err();
+            assert_eq!(e.field, "expires_in", "{bad:?}");
+        }
+        assert!(TokenLifetime::days("expires_in_days", 90).is_ok());
+        assert!(TokenLifetime::days("expires_in_days", 0).is_err());
+    }
 
     #[test]
     fn names() {

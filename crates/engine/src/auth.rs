@@ -8,10 +8,13 @@
 
 use std::time::Duration;
 
-use crate::port::{Actor, User};
+use crate::port::{Actor, NewToken, TokenRecord, User};
 use argon2::password_hash::rand_core::{OsRng, RngCore};
 use sha2::{Digest, Sha256};
+use tenantatlas_domain::Timestamp;
+use tenantatlas_domain::ids::TokenId;
 use tenantatlas_domain::names::Password;
+use tenantatlas_domain::names::TokenLifetime;
 
 use crate::{Engine, EngineError, Result, password};
 
@@ -162,32 +165,94 @@ impl Engine {
     }
 
     /// Creates an API token for `user`; the token is returned once and
-    /// only its hash is kept.
-    pub async fn create_api_token(&self, user: &User, name: &str, actor: Actor) -> Result<String> {
+    /// only its hash is kept. With `lifetime`, it stops working after it.
+    pub async fn create_api_token(
+        &self,
+        user: &User,
+        name: &str,
+        lifetime: Option<TokenLifetime>,
+        actor: Actor,
+    ) -> Result<IssuedToken> {
         let name = name.trim();
-        if name.is_empty() || name.chars().count() > 100 {
+        if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
             return Err(EngineError::Invalid(tenantatlas_domain::FieldError::new(
                 "name",
-                "must be 1 to 100 characters",
+                "must be 1 to 100 printable characters",
             )));
         }
         let token = format!("{TOKEN_PREFIX}{}", secret());
-        self.store()
-            .create_api_token(&digest(&token), user.id, name, actor, self.now())
-            .await?;
-        Ok(token)
+        let now = self.now();
+        let new = NewToken {
+            id: TokenId::from_uuid(uuid::Uuid::now_v7()),
+            id_hash: digest(&token),
+            user: user.id,
+            name: name.to_owned(),
+            expires_at: lifetime.map(|l| now.plus(l.duration())),
+        };
+        self.store().create_api_token(&new, actor, now).await?;
+        Ok(IssuedToken {
+            id: new.id,
+            token,
+            expires_at: new.expires_at,
+        })
     }
 
-    /// The user behind an API token (a disabled user's tokens fail).
+    /// The user behind an API token: a disabled user's, an expired or a
+    /// revoked token fails.
     pub async fn token_user(&self, token: &str) -> Result<Option<User>> {
         if !token.starts_with(TOKEN_PREFIX) || token.len() != TOKEN_PREFIX.len() + 64 {
             return Ok(None);
         }
-        Ok(self
-            .store()
-            .find_api_token(&digest(token))
-            .await?
-            .map(|t| t.user)
-            .filter(|u| u.disabled_at.is_none()))
+        let id_hash = digest(token);
+        let Some(t) = self.store().find_api_token(&id_hash).await? else {
+            return Ok(None);
+        };
+        let now = self.now();
+        if t.user.disabled_at.is_some() || t.expires_at.is_some_and(|e| e <= now) {
+            return Ok(None);
+        }
+        self.store().touch_api_token(&id_hash, now).await?;
+        Ok(Some(t.user))
     }
+
+    /// API tokens, newest first: `viewer`'s own; everyone's for a platform
+    /// operator or the server command line (`None`).
+    pub async fn api_tokens(&self, viewer: Option<&User>) -> Result<Vec<TokenRecord>> {
+        let only = viewer.filter(|u| !u.platform_operator).map(|u| u.id);
+        Ok(self.store().list_api_tokens(only).await?)
+    }
+
+    /// Revokes an API token at once: the next request with it is refused.
+    /// A user revokes their own tokens, a platform operator anyone's, the
+    /// server command line (`None`) any; another user's token is "not
+    /// found" to whoever may not revoke it.
+    pub async fn revoke_api_token(&self, who: Option<&User>, id: TokenId) -> Result<TokenRecord> {
+        let t = self
+            .store()
+            .api_token(id)
+            .await?
+            .filter(|t| who.is_none_or(|u| u.platform_operator || u.id == t.user.id))
+            .ok_or(EngineError::NotFound("token"))?;
+        let actor = who.map_or(Actor::Cli, |u| Actor::User(u.id));
+        if !self.store().revoke_api_token(id, actor, self.now()).await? {
+            return Err(EngineError::NotFound("token"));
+        }
+        Ok(t)
+    }
+
+    /// Every user, by e-mail (server command line, system plane).
+    pub async fn users(&self) -> Result<Vec<User>> {
+        Ok(self.store().list_users().await?)
+    }
+}
+
+/// A token just created: its secret is shown this once.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IssuedToken {
+    /// Its public id (to list and revoke it).
+    pub id: TokenId,
+    /// The secret, for the `Authorization: Bearer` header.
+    pub token: String,
+    /// When it stops working.
+    pub expires_at: Option<Timestamp>,
 }

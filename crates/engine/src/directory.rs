@@ -2,8 +2,8 @@
 //! with an audit entry in the same transaction.
 
 use tenantatlas_domain::FieldError;
-use tenantatlas_domain::access::{Membership, Role};
-use tenantatlas_domain::directory::{Actor, AuditEntry, AuditRecord, MembershipWrite, Tenant, User, Workspace};
+use tenantatlas_domain::access::{Capability, Membership, Role, TenantScope};
+use tenantatlas_domain::directory::{Actor, AuditEntry, AuditRecord, Member, MembershipWrite, Tenant, User, Workspace};
 use tenantatlas_domain::ids::{TenantId, UserId, WorkspaceId};
 use tenantatlas_domain::names::{Email, Password, ProviderSpec, TenantName, WorkspaceName};
 
@@ -104,6 +104,98 @@ impl Engine {
             .ok_or_else(|| EngineError::Internal("membership vanished after writing it".into()))
     }
 
+    /// The members of a workspace, by e-mail. A user needs
+    /// `members.manage` there; the server command line (`None`) may.
+    pub async fn members(&self, who: Option<&User>, workspace: WorkspaceId) -> Result<Vec<Member>> {
+        self.may_manage_members(who, workspace).await?;
+        let mut members = self.store().members(workspace).await?;
+        members.sort_by(|a, b| a.email.cmp(&b.email));
+        Ok(members)
+    }
+
+    /// Changes a member's role, keeping their tenant entitlement. A
+    /// workspace keeps at least one owner.
+    pub async fn change_role(
+        &self,
+        who: Option<&User>,
+        workspace: WorkspaceId,
+        user: UserId,
+        role: Role,
+    ) -> Result<Membership> {
+        self.may_manage_members(who, workspace).await?;
+        let current = self
+            .store()
+            .membership(user, workspace)
+            .await?
+            .ok_or(EngineError::NotFound("member"))?;
+        if current.role == Role::Owner && role != Role::Owner {
+            self.keep_an_owner(workspace, user).await?;
+        }
+        let write = MembershipWrite {
+            workspace_id: workspace,
+            user_id: user,
+            role,
+            tenants: match current.tenants {
+                TenantScope::All => None,
+                TenantScope::Only(ids) => Some(ids),
+            },
+        };
+        self.store().put_membership(&write, actor_of(who), self.now()).await?;
+        self.store()
+            .membership(user, workspace)
+            .await?
+            .ok_or(EngineError::NotFound("member"))
+    }
+
+    /// Ends a membership (the user loses the workspace at their next
+    /// request). A workspace keeps at least one owner.
+    pub async fn remove_member(&self, who: Option<&User>, workspace: WorkspaceId, user: UserId) -> Result<()> {
+        self.may_manage_members(who, workspace).await?;
+        let current = self
+            .store()
+            .membership(user, workspace)
+            .await?
+            .ok_or(EngineError::NotFound("member"))?;
+        if current.role == Role::Owner {
+            self.keep_an_owner(workspace, user).await?;
+        }
+        if !self
+            .store()
+            .remove_membership(workspace, user, actor_of(who), self.now())
+            .await?
+        {
+            return Err(EngineError::NotFound("member"));
+        }
+        Ok(())
+    }
+
+    async fn may_manage_members(&self, who: Option<&User>, workspace: WorkspaceId) -> Result<()> {
+        let Some(u) = who else { return Ok(()) };
+        match self.store().membership(u.id, workspace).await? {
+            None => Err(EngineError::NotFound("workspace")),
+            Some(m) if !m.role.has(Capability::ManageMembers) => Err(EngineError::Forbidden(Capability::ManageMembers)),
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// Refuses to leave `workspace` without an owner when `leaving` stops
+    /// being one.
+    async fn keep_an_owner(&self, workspace: WorkspaceId, leaving: UserId) -> Result<()> {
+        let others = self
+            .store()
+            .members(workspace)
+            .await?
+            .iter()
+            .filter(|m| m.membership.role == Role::Owner && m.membership.user_id != leaving)
+            .count();
+        if others == 0 {
+            return Err(EngineError::Conflict(
+                "a workspace keeps at least one owner: make someone else owner first".into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// Every workspace, by name (server command line, system plane).
     pub async fn list_workspaces(&self) -> Result<Vec<Workspace>> {
         Ok(self.store().list_workspaces().await?)
@@ -143,4 +235,9 @@ impl Engine {
     pub async fn audit_log(&self, limit: u32) -> Result<Vec<AuditRecord>> {
         Ok(self.store().audit_log(limit).await?)
     }
+}
+
+/// Who acts: a signed-in user, or the server command line.
+pub(crate) fn actor_of(who: Option<&User>) -> Actor {
+    who.map_or(Actor::Cli, |u| Actor::User(u.id))
 }

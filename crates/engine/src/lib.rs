@@ -44,7 +44,7 @@ use tenantatlas_domain::problem::Thresholds;
 use tenantatlas_domain::run::Run;
 use tenantatlas_domain::view::RunView;
 
-pub use auth::SessionPolicy;
+pub use auth::{IssuedToken, SessionPolicy};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{EngineError, Result};
 pub use lifecycle::{CancelOutcome, Completion};

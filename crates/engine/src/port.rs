@@ -19,7 +19,7 @@ use tenantatlas_domain::access::Membership;
 use tenantatlas_domain::catalog::{IdentityKey, OperationType};
 use tenantatlas_domain::counts::SummaryCounts;
 pub use tenantatlas_domain::directory::*;
-use tenantatlas_domain::ids::{NotificationId, RunId, TenantId, UserId, WorkspaceId};
+use tenantatlas_domain::ids::{NotificationId, RunId, TenantId, TokenId, UserId, WorkspaceId};
 pub use tenantatlas_domain::notify::Notification;
 use tenantatlas_domain::params::Params;
 use tenantatlas_domain::problem::{ProblemClass, Thresholds};
@@ -189,6 +189,15 @@ pub trait Directory {
     async fn memberships_of(&self, user: UserId) -> Result<Vec<Membership>>;
     /// The members of a workspace.
     async fn members(&self, workspace: WorkspaceId) -> Result<Vec<Member>>;
+    /// Ends a membership and its tenant entitlements (audited); `false`
+    /// when there was none.
+    async fn remove_membership(
+        &self,
+        workspace: WorkspaceId,
+        user: UserId,
+        actor: Actor,
+        now: Timestamp,
+    ) -> Result<bool>;
     /// Appends an audit entry.
     async fn append_audit(&self, entry: &AuditEntry) -> Result<()>;
     /// The newest audit entries.
@@ -210,17 +219,20 @@ pub trait Auth {
     async fn set_password(&self, user: UserId, password_hash: &str, actor: Actor, now: Timestamp) -> Result<()>;
     /// Disables a user; ends every session of theirs.
     async fn disable_user(&self, user: UserId, actor: Actor, now: Timestamp) -> Result<()>;
-    /// Stores a new API token.
-    async fn create_api_token(
-        &self,
-        id_hash: &str,
-        user: UserId,
-        name: &str,
-        actor: Actor,
-        now: Timestamp,
-    ) -> Result<()>;
-    /// An API token with its user.
+    /// Stores a new API token (audited).
+    async fn create_api_token(&self, t: &NewToken, actor: Actor, now: Timestamp) -> Result<()>;
+    /// An API token with its user, by the hash of its secret.
     async fn find_api_token(&self, id_hash: &str) -> Result<Option<TokenRecord>>;
+    /// An API token with its user, by its public id.
+    async fn api_token(&self, id: TokenId) -> Result<Option<TokenRecord>>;
+    /// API tokens, newest first: one user's, or (`None`) everyone's.
+    async fn list_api_tokens(&self, user: Option<UserId>) -> Result<Vec<TokenRecord>>;
+    /// Records that a token served a request (at most once a minute).
+    async fn touch_api_token(&self, id_hash: &str, now: Timestamp) -> Result<()>;
+    /// Deletes a token (audited); `false` when there was none.
+    async fn revoke_api_token(&self, id: TokenId, actor: Actor, now: Timestamp) -> Result<bool>;
+    /// Every user, by e-mail.
+    async fn list_users(&self) -> Result<Vec<User>>;
 }
 
 /// Starting runs and reading them.
@@ -358,6 +370,9 @@ pub trait Schedules {
     async fn put_schedule(&self, s: &NewSchedule, actor: Actor, now: Timestamp) -> Result<Schedule>;
     /// Every schedule, by name.
     async fn list_schedules(&self) -> Result<Vec<Schedule>>;
+    /// Deletes a schedule (audited); `false` when there was none. Runs it
+    /// started stay.
+    async fn delete_schedule(&self, id: uuid::Uuid, actor: Actor, now: Timestamp) -> Result<bool>;
     /// Enabled schedules due at `now`.
     async fn due_schedules(&self, now: Timestamp, limit: u32) -> Result<Vec<Schedule>>;
     /// Fires a due schedule: moves its next fire time and starts (or joins)
@@ -603,12 +618,33 @@ pub struct SessionRecord {
 /// An API token. Only its SHA-256 (hex) is stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TokenRecord {
+    /// Its public id.
+    pub id: TokenId,
     /// The token's name, for its owner.
     pub name: String,
     /// Whose token.
     pub user: User,
     /// When it was created.
     pub created_at: Timestamp,
+    /// When it stops working (`None`: never).
+    pub expires_at: Option<Timestamp>,
+    /// When it last served a request (to the minute).
+    pub last_used_at: Option<Timestamp>,
+}
+
+/// A token to store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewToken {
+    /// Its public id.
+    pub id: TokenId,
+    /// The SHA-256 (hex) of its secret.
+    pub id_hash: String,
+    /// Whose token.
+    pub user: UserId,
+    /// Its name.
+    pub name: String,
+    /// When it stops working (`None`: never).
+    pub expires_at: Option<Timestamp>,
 }
 
 /// The figures of `/metrics` that are about now, read from the database

@@ -2,8 +2,9 @@
 //! exactly once per fire time, however many nodes tick, and a fire time
 //! missed while every node was down fires once, not once per missed tick.
 
-use crate::port::{Actor, NewRun, NewSchedule, Schedule, ScheduleFire};
+use crate::port::{Actor, NewRun, NewSchedule, Schedule, ScheduleFire, User};
 use serde::Serialize;
+use tenantatlas_domain::access::{Capability, authorize_tenant};
 use tenantatlas_domain::catalog::{OperationType, Scope};
 use tenantatlas_domain::ids::{RunId, TenantId};
 use tenantatlas_domain::params::Params;
@@ -81,6 +82,75 @@ impl Engine {
     /// Every schedule, by name.
     pub async fn list_schedules(&self) -> Result<Vec<Schedule>> {
         Ok(self.store().list_schedules().await?)
+    }
+
+    /// The schedules `viewer` may see, by name: those of the tenants they
+    /// may see runs of; every one for a platform operator.
+    pub async fn schedules_for(&self, viewer: &User) -> Result<Vec<Schedule>> {
+        let all = self.store().list_schedules().await?;
+        if viewer.platform_operator {
+            return Ok(all);
+        }
+        let memberships = self.store().memberships_of(viewer.id).await?;
+        Ok(all
+            .into_iter()
+            .filter(|s| match (s.workspace_id, s.tenant_id) {
+                (Some(ws), Some(t)) => {
+                    let m = memberships.iter().find(|m| m.workspace_id == ws);
+                    authorize_tenant(m, ws, t, Capability::ViewRuns).is_ok()
+                }
+                _ => false,
+            })
+            .collect())
+    }
+
+    /// Removes a schedule; the runs it started stay. A user needs the
+    /// capability that starting its type needs, on its tenant; a system
+    /// schedule is removed from the server command line (`None`) or by a
+    /// platform operator, and one the build keeps (the daily telemetry
+    /// prune) is refused: it would come back at the next start.
+    pub async fn remove_schedule(&self, who: Option<&User>, key: &str) -> Result<Schedule> {
+        let all = self.store().list_schedules().await?;
+        let found = all
+            .into_iter()
+            .find(|s| s.id.to_string() == key || s.name.eq_ignore_ascii_case(key.trim()))
+            .ok_or(EngineError::NotFound("schedule"))?;
+        if self
+            .config()
+            .catalog
+            .iter()
+            .any(|spec| spec.schedule.is_some_and(|k| k.name == found.name))
+        {
+            return Err(EngineError::Refused(format!(
+                "{:?} is kept by every node (it is recreated at start); it cannot be removed",
+                found.name
+            )));
+        }
+        if let Some(u) = who {
+            match (found.workspace_id, found.tenant_id) {
+                (Some(ws), Some(t)) => {
+                    let m = self.store().membership(u.id, ws).await?;
+                    let cap = self
+                        .spec(found.op_type)
+                        .ok()
+                        .and_then(|s| s.start_capability)
+                        .unwrap_or(Capability::ManageMembers);
+                    authorize_tenant(m.as_ref(), ws, t, Capability::ViewRuns)
+                        .map_err(|d| EngineError::denied(d, "schedule"))?;
+                    authorize_tenant(m.as_ref(), ws, t, cap).map_err(|d| EngineError::denied(d, "schedule"))?;
+                }
+                _ if u.platform_operator => {}
+                _ => return Err(EngineError::NotFound("schedule")),
+            }
+        }
+        if !self
+            .store()
+            .delete_schedule(found.id, crate::directory::actor_of(who), self.now())
+            .await?
+        {
+            return Err(EngineError::NotFound("schedule"));
+        }
+        Ok(found)
     }
 
     /// Creates the schedules the catalog's types ask for (the daily

@@ -15,7 +15,7 @@ use sqlx::postgres::{PgArguments, PgConnection, PgRow, Postgres};
 use sqlx::query::Query;
 use sqlx::sqlite::{Sqlite, SqliteArguments, SqliteConnection, SqliteRow};
 use tenantatlas_domain::Timestamp;
-use tenantatlas_domain::ids::{NotificationId, RunId, TenantId, UserId, WorkspaceId};
+use tenantatlas_domain::ids::{NotificationId, RunId, TenantId, TokenId, UserId, WorkspaceId};
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
@@ -84,7 +84,7 @@ macro_rules! id_args {
     )*};
 }
 
-id_args!(RunId, TenantId, WorkspaceId, UserId, NotificationId);
+id_args!(RunId, TenantId, WorkspaceId, UserId, NotificationId, TokenId);
 
 /// A statement: SQL text with `$n` placeholders and its arguments.
 #[derive(Clone, Debug, Default)]

@@ -306,6 +306,44 @@ impl Directory for SqlStore {
         tx.commit().await
     }
 
+    async fn remove_membership(
+        &self,
+        workspace: WorkspaceId,
+        user: UserId,
+        actor: Actor,
+        now: Timestamp,
+    ) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        let mut conn = tx.conn();
+        conn.execute(
+            &q("DELETE FROM membership_tenants WHERE workspace_id = $1 AND user_id = $2")
+                .bind(workspace)
+                .bind(user),
+        )
+        .await?;
+        let gone = conn
+            .execute(
+                &q("DELETE FROM memberships WHERE workspace_id = $1 AND user_id = $2")
+                    .bind(workspace)
+                    .bind(user),
+            )
+            .await?;
+        if gone == 0 {
+            return Ok(false);
+        }
+        let entry = audit(
+            actor,
+            now,
+            "member.remove",
+            Some(workspace),
+            None,
+            ("user", user.to_string()),
+        );
+        insert_audit(&mut conn, &entry).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     async fn tenant_access(
         &self,
         tenant: TenantId,

@@ -9,7 +9,7 @@ pub use tenantatlas_domain::run::UnitRecord;
 pub use tenantatlas_domain::schedule::{NewSchedule, Schedule};
 pub use tenantatlas_domain::timeline::{NewEvent, RunEvent};
 pub use tenantatlas_engine::port::{
-    ClaimRequest, CountsWrite, Fence, HeartbeatAck, LifecycleWrite, MetricsGroup, MetricsSnapshot, NewRun, PlanApplied,
-    ReleaseRequest, ScheduleFire, SessionRecord, StartRecord, TokenRecord, TransitionDetail, TransitionResult,
-    UnitResult, UnitsApplied,
+    ClaimRequest, CountsWrite, Fence, HeartbeatAck, LifecycleWrite, MetricsGroup, MetricsSnapshot, NewRun, NewToken,
+    PlanApplied, ReleaseRequest, ScheduleFire, SessionRecord, StartRecord, TokenRecord, TransitionDetail,
+    TransitionResult, UnitResult, UnitsApplied,
 };

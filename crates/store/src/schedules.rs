@@ -9,9 +9,10 @@ use tenantatlas_engine::port::Schedules;
 use crate::db::q;
 use crate::error::{Result, StoreError};
 use crate::model::*;
-use crate::rows::{self, SCHEDULE_COLUMNS};
+use crate::rows::{self, RowExt as _, SCHEDULE_COLUMNS};
 use crate::runs::{insert_audit, start_in};
 use crate::{SqlStore, new_uuid, postgres};
+use tenantatlas_domain::ids::{TenantId, WorkspaceId};
 
 #[async_trait]
 impl Schedules for SqlStore {
@@ -65,6 +66,33 @@ impl Schedules for SqlStore {
             )))
             .await?;
         found.iter().map(rows::schedule_from_row).collect()
+    }
+
+    async fn delete_schedule(&self, id: uuid::Uuid, actor: Actor, now: Timestamp) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        let mut conn = tx.conn();
+        let gone = conn
+            .opt(&q("DELETE FROM schedules WHERE id = $1 RETURNING name, workspace_id, tenant_id, type").bind(id))
+            .await?;
+        let Some(row) = gone else {
+            return Ok(false);
+        };
+        insert_audit(
+            &mut conn,
+            &AuditEntry {
+                at: now,
+                actor,
+                workspace_id: row.opt_uuid("workspace_id")?.map(WorkspaceId::from_uuid),
+                tenant_id: row.opt_uuid("tenant_id")?.map(TenantId::from_uuid),
+                action: "schedule.remove".into(),
+                target_type: Some("schedule".into()),
+                target_id: Some(id.to_string()),
+                detail: serde_json::json!({ "name": row.text("name")?, "type": row.text("type")? }),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn due_schedules(&self, now: Timestamp, limit: u32) -> Result<Vec<Schedule>> {

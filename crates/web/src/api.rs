@@ -436,6 +436,10 @@ pub enum Shape {
     List,
     /// A start request body; answers the started (or joined) run.
     Start,
+    /// A JSON request body (the first named schema); answers the second.
+    Body(&'static str, &'static str),
+    /// A JSON request body that creates something: 201 with the second.
+    Create(&'static str, &'static str),
 }
 
 /// One API route.
@@ -529,6 +533,66 @@ pub const ROUTES: &[ApiRoute] = &[
         "/api/v1/system/runs/{id}/cancel",
         "System plane: cancel (audited).",
         Shape::Plain("Run"),
+    ),
+    route(
+        "get",
+        "/api/v1/tokens",
+        "The caller's API tokens (never their secrets).",
+        Shape::Plain("Tokens"),
+    ),
+    route(
+        "post",
+        "/api/v1/tokens",
+        "Create an API token for the caller; its secret is in this answer only (audited).",
+        Shape::Create("TokenRequest", "IssuedToken"),
+    ),
+    route(
+        "post",
+        "/api/v1/tokens/{token}/revoke",
+        "Revoke one of the caller's tokens (a platform operator: anyone's); the next request with it is refused (audited).",
+        Shape::Plain("Token"),
+    ),
+    route(
+        "get",
+        "/api/v1/workspaces/{workspace}/members",
+        "A workspace's members (needs members.manage).",
+        Shape::Plain("Members"),
+    ),
+    route(
+        "post",
+        "/api/v1/workspaces/{workspace}/members/{user}/role",
+        "Change a member's role, keeping their tenants; a workspace keeps an owner (needs members.manage; audited).",
+        Shape::Body("RoleRequest", "Member"),
+    ),
+    route(
+        "post",
+        "/api/v1/workspaces/{workspace}/members/{user}/remove",
+        "Remove a member; a workspace keeps an owner (needs members.manage; audited). Answers the membership that ended.",
+        Shape::Plain("Member"),
+    ),
+    route(
+        "get",
+        "/api/v1/schedules",
+        "The schedules of the tenants the caller sees runs of (platform operators: all).",
+        Shape::Plain("Schedules"),
+    ),
+    route(
+        "post",
+        "/api/v1/schedules/{schedule}/remove",
+        "Remove a schedule (needs the capability its type's start needs; audited). Its runs stay.",
+        Shape::Plain("Schedule"),
+    ),
+    route(
+        "get",
+        "/api/v1/system/users",
+        "System plane: every user.",
+        Shape::Plain("Users"),
+    ),
+    route(
+        "post",
+        "/api/v1/system/users/{user}/disable",
+        "System plane: disable a user; their sessions and tokens stop working at once (audited).",
+        Shape::Plain("User"),
     ),
 ];
 

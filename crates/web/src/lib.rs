@@ -29,6 +29,7 @@ pub mod metrics;
 mod openapi;
 pub mod pages;
 mod render;
+pub mod settings;
 pub mod throttle;
 
 use std::net::SocketAddr;
@@ -107,6 +108,7 @@ pub fn router(state: AppState) -> Router {
         .merge(auth::routes())
         .merge(api::routes())
         .merge(pages::routes())
+        .merge(settings::routes())
         .merge(live::routes())
         .merge(metrics::routes())
         .layer(axum::middleware::from_fn_with_state(state.clone(), guard::guard))

@@ -5,6 +5,7 @@
 //! answers against these schemas.
 
 use serde_json::Value;
+use tenantatlas_domain::access::Role;
 use tenantatlas_domain::catalog::OperationType;
 use tenantatlas_domain::lifecycle::{Outcome, RunStatus, StatusBucket};
 use tenantatlas_domain::problem::ProblemClass;
@@ -171,6 +172,46 @@ fn components() -> utoipa::openapi::Components {
         ]))
         .into(),
     ));
+    let token = closed(vec![
+        ("id", uuid(false).into()),
+        ("name", typed(Type::String).into()),
+        ("user_id", uuid(false).into()),
+        ("user", typed(Type::String).into()),
+        ("created_at", time(false).into()),
+        ("expires_at", time(true).into()),
+        ("last_used_at", time(true).into()),
+    ]);
+    let member = closed(vec![
+        ("workspace_id", uuid(false).into()),
+        ("user_id", uuid(false).into()),
+        ("email", typed(Type::String).into()),
+        ("role", one_of(Role::ALL.iter().map(|r| r.as_str()), false).into()),
+        (
+            "tenants",
+            or_null(Type::Array)
+                .description(Some("The tenants they are entitled to; null: every tenant."))
+                .into(),
+        ),
+    ]);
+    let schedule = closed(vec![
+        ("id", uuid(false).into()),
+        ("name", typed(Type::String).into()),
+        ("cron", typed(Type::String).into()),
+        ("type", one_of(op_types(), false).into()),
+        ("tenant_id", uuid(true).into()),
+        ("params", typed(Type::Object).into()),
+        ("enabled", typed(Type::Boolean).into()),
+        ("next_fire_at", time(false).into()),
+        ("last_fired_at", time(true).into()),
+        ("last_run_id", uuid(true).into()),
+    ]);
+    let user = closed(vec![
+        ("id", uuid(false).into()),
+        ("email", typed(Type::String).into()),
+        ("platform_operator", typed(Type::Boolean).into()),
+        ("disabled_at", time(true).into()),
+        ("created_at", time(false).into()),
+    ]);
     ComponentsBuilder::new()
         .schema(
             "Error",
@@ -254,6 +295,65 @@ fn components() -> utoipa::openapi::Components {
             "Read",
             closed(vec![("id", uuid(false).into()), ("read", typed(Type::Boolean).into())]),
         )
+        .schema("Token", token)
+        .schema(
+            "Tokens",
+            closed(vec![("tokens", array_of(Ref::from_schema_name("Token")).into())]),
+        )
+        .schema(
+            "TokenRequest",
+            typed(Type::Object)
+                .additional_properties(Some(AdditionalProperties::<utoipa::openapi::schema::Schema>::FreeForm(
+                    false,
+                )))
+                .property("name", typed(Type::String).min_length(Some(1)).max_length(Some(100)))
+                .required("name")
+                .property(
+                    "expires_in_days",
+                    or_null(Type::Integer)
+                        .minimum(Some(1))
+                        .maximum(Some(732))
+                        .description(Some("Days until it stops working; omitted or null: until revoked.")),
+                ),
+        )
+        .schema(
+            "IssuedToken",
+            closed(vec![
+                ("id", uuid(false).into()),
+                (
+                    "token",
+                    typed(Type::String)
+                        .description(Some(
+                            "The secret, for `Authorization: Bearer`; shown only in this answer.",
+                        ))
+                        .into(),
+                ),
+                ("name", typed(Type::String).into()),
+                ("expires_at", time(true).into()),
+            ]),
+        )
+        .schema("Member", member)
+        .schema(
+            "Members",
+            closed(vec![("members", array_of(Ref::from_schema_name("Member")).into())]),
+        )
+        .schema(
+            "RoleRequest",
+            closed(vec![(
+                "role",
+                one_of(Role::ALL.iter().map(|r| r.as_str()), false).into(),
+            )]),
+        )
+        .schema("Schedule", schedule)
+        .schema(
+            "Schedules",
+            closed(vec![("schedules", array_of(Ref::from_schema_name("Schedule")).into())]),
+        )
+        .schema("User", user)
+        .schema(
+            "Users",
+            closed(vec![("users", array_of(Ref::from_schema_name("User")).into())]),
+        )
         .build()
 }
 
@@ -288,14 +388,20 @@ fn json_response(description: &str, schema: &str) -> utoipa::openapi::Response {
 pub(crate) fn document(routes: &[ApiRoute]) -> Value {
     let mut paths = PathsBuilder::new();
     for r in routes {
-        let answer = match r.shape {
-            Shape::Plain(s) => s,
-            Shape::List => "RunPage",
-            Shape::Start => "Started",
+        let (answer, request) = match r.shape {
+            Shape::Plain(s) => (s, None),
+            Shape::List => ("RunPage", None),
+            Shape::Start => ("Started", Some("StartRequest")),
+            Shape::Body(req, s) | Shape::Create(req, s) => (s, Some(req)),
+        };
+        let ok = if matches!(r.shape, Shape::Create(..)) {
+            "201"
+        } else {
+            "200"
         };
         let mut op = OperationBuilder::new()
             .summary(Some(r.summary))
-            .response("200", json_response("OK", answer))
+            .response(ok, json_response("OK", answer))
             .response("401", json_response("No or invalid credentials", "Error"))
             .response("404", json_response("Not found for this caller", "Error"));
         if r.method == "post" {
@@ -306,19 +412,27 @@ pub(crate) fn document(routes: &[ApiRoute]) -> Value {
             op = op.response("422", json_response("Bad filter, naming the parameter", "Error"));
         }
         if r.shape == Shape::Start {
-            op = op
-                .response("202", json_response("Queued: a new run", "Started"))
-                .request_body(Some(
-                    RequestBodyBuilder::new()
-                        .required(Some(Required::True))
-                        .content(
-                            "application/json",
-                            ContentBuilder::new()
-                                .schema(Some(Ref::from_schema_name("StartRequest")))
-                                .build(),
-                        )
-                        .build(),
-                ));
+            op = op.response("202", json_response("Queued: a new run", "Started"));
+        }
+        if r.path.contains("/members/") || r.path.ends_with("/disable") {
+            op = op.response(
+                "409",
+                json_response(
+                    "Refused: it would leave a workspace without an owner, or disable yourself",
+                    "Error",
+                ),
+            );
+        }
+        if let Some(req) = request {
+            op = op.request_body(Some(
+                RequestBodyBuilder::new()
+                    .required(Some(Required::True))
+                    .content(
+                        "application/json",
+                        ContentBuilder::new().schema(Some(Ref::from_schema_name(req))).build(),
+                    )
+                    .build(),
+            ));
         }
         for seg in r.path.split('/').filter(|s| s.starts_with('{')) {
             let name = seg.trim_matches(|c| c == '{' || c == '}');

@@ -60,13 +60,13 @@ pub(crate) fn routes() -> axum::Router<AppState> {
         .route("/system/audit", get(audit))
 }
 
-type PageResult = Result<Response, Response>;
+pub(crate) type PageResult = Result<Response, Response>;
 
-fn fail(e: impl Into<WebError>) -> Response {
+pub(crate) fn fail(e: impl Into<WebError>) -> Response {
     e.into().page()
 }
 
-fn html<T: Template>(t: &T) -> PageResult {
+pub(crate) fn html<T: Template>(t: &T) -> PageResult {
     t.render().map(|h| Html(h).into_response()).map_err(|e| {
         tracing::error!(error = %e, "template failed");
         WebError::new(
@@ -78,7 +78,7 @@ fn html<T: Template>(t: &T) -> PageResult {
     })
 }
 
-async fn chrome(state: &AppState, user: &User, names: &Names) -> Result<Chrome, Response> {
+pub(crate) async fn chrome(state: &AppState, user: &User, names: &Names) -> Result<Chrome, Response> {
     let engine = state.engine();
     // independent reads, at once
     let (memberships, unread, widget) = tokio::join!(

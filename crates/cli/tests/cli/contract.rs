@@ -511,3 +511,134 @@ fn the_default_database_is_a_file_in_the_working_directory() {
         "{err}"
     );
 }
+
+#[test]
+fn tokens_users_members_and_schedules_are_administered() {
+    both(|db| {
+        seed(db);
+        // tokens: created with an expiry, listed without secrets, revoked
+        let t = db.json(&[
+            "token",
+            "create",
+            "operator@contoso.test",
+            "--name",
+            "ci",
+            "--expires-in",
+            "30d",
+            "--json",
+        ]);
+        let secret = t["token"].as_str().unwrap();
+        assert!(secret.starts_with("tat_"));
+        assert!(!t["expires_at"].is_null());
+        let listed = db.json(&["token", "list", "--user", "operator@contoso.test", "--json"]);
+        assert_eq!(listed["tokens"][0]["id"], t["id"]);
+        assert_eq!(listed["tokens"][0]["name"], "ci");
+        assert!(!listed.to_string().contains(secret), "never the secret");
+        let id = t["id"].as_str().unwrap();
+        let revoked = db.json(&["token", "revoke", id, "--json"]);
+        assert_eq!(revoked["revoked"]["id"], t["id"]);
+        assert!(
+            db.json(&["token", "list", "--json"])["tokens"]
+                .as_array()
+                .unwrap()
+                .is_empty()
+        );
+        assert!(db.fails(&["token", "revoke", id], 2).contains("id"));
+        assert!(
+            db.fails(&["token", "create", "operator@contoso.test", "--expires-in", "soon"], 2)
+                .contains("--expires-in")
+        );
+        // members: listed, role changed, removed; the last owner stays
+        db.add_user("boss@contoso.test", "boss password 12", &[]);
+        db.ok(&[
+            "member",
+            "add",
+            "--workspace",
+            "Contoso MSP",
+            "boss@contoso.test",
+            "--role",
+            "owner",
+        ]);
+        let members = db.json(&["member", "list", "--workspace", "Contoso MSP", "--json"]);
+        assert_eq!(members["members"].as_array().unwrap().len(), 3, "{members}");
+        let m = db.json(&[
+            "member",
+            "role",
+            "--workspace",
+            "Contoso MSP",
+            "readonly@contoso.test",
+            "--role",
+            "operator",
+            "--json",
+        ]);
+        assert_eq!(m["role"], "operator");
+        assert!(
+            db.fails(
+                &[
+                    "member",
+                    "role",
+                    "--workspace",
+                    "Contoso MSP",
+                    "boss@contoso.test",
+                    "--role",
+                    "readonly"
+                ],
+                1
+            )
+            .contains("at least one owner")
+        );
+        db.ok(&[
+            "member",
+            "remove",
+            "--workspace",
+            "Contoso MSP",
+            "readonly@contoso.test",
+        ]);
+        assert!(
+            db.fails(
+                &[
+                    "member",
+                    "remove",
+                    "--workspace",
+                    "Contoso MSP",
+                    "readonly@contoso.test"
+                ],
+                2
+            )
+            .contains("is not a member")
+        );
+        // users: listed, password set from stdin, disabled
+        let users = db.json(&["user", "list", "--json"]);
+        assert_eq!(users["users"].as_array().unwrap().len(), 3);
+        let out = db
+            .cmd(&["user", "passwd", "operator@contoso.test"])
+            .write_stdin("a brand new password\n")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let short = db
+            .cmd(&["user", "passwd", "operator@contoso.test"])
+            .write_stdin("short\n")
+            .output()
+            .unwrap();
+        assert_eq!(short.status.code(), Some(2));
+        let u = db.json(&["user", "disable", "operator@contoso.test", "--json"]);
+        assert!(!u["disabled_at"].is_null());
+        // schedules: removed by name; the runs they started would stay
+        db.ok(&[
+            "--enable-synthetic",
+            "schedule",
+            "add",
+            "nightly",
+            "--cron",
+            "0 2 * * *",
+            "--type",
+            "synthetic",
+            "--tenant",
+            "Tenant A",
+        ]);
+        let removed = db.json(&["schedule", "remove", "nightly", "--json"]);
+        assert_eq!(removed["removed"]["name"], "nightly");
+        assert!(db.fails(&["schedule", "remove", "nightly"], 2).contains("schedule"));
+    });
+}

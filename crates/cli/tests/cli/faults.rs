@@ -704,8 +704,16 @@ async fn a_worker_only_process_serves_its_own_metrics() {
         .add_user(&email("owner@faults.test"), &pw, false, Actor::Cli)
         .await
         .unwrap();
-    let scrape = e.create_api_token(&platform, "scrape", Actor::Cli).await.unwrap();
-    let not_platform = e.create_api_token(&owner, "scrape", Actor::Cli).await.unwrap();
+    let scrape = e
+        .create_api_token(&platform, "scrape", None, Actor::Cli)
+        .await
+        .unwrap()
+        .token;
+    let not_platform = e
+        .create_api_token(&owner, "scrape", None, Actor::Cli)
+        .await
+        .unwrap()
+        .token;
     start(&e, t, 5, json!({"units": 2})).await;
     let port = 17_000 + (std::process::id() % 1_000) as u16;
     let addr = format!("127.0.0.1:{port}");

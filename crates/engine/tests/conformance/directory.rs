@@ -157,7 +157,7 @@ pub async fn api_tokens_store_only_their_hash(db: Db) {
     let s = c.seed().await;
     let e = &c.engine;
     let owner = e.resolve_user(&s.owner.to_string()).await.unwrap();
-    let token = e.create_api_token(&owner, "ci", Actor::Cli).await.unwrap();
+    let token = e.create_api_token(&owner, "ci", None, Actor::Cli).await.unwrap().token;
     assert_eq!(e.token_user(&token).await.unwrap().map(|u| u.id), Some(s.owner));
     assert!(
         c.store.find_api_token(&token).await.unwrap().is_none(),

@@ -49,6 +49,12 @@ pub async fn a_database_of_an_earlier_main_migrates_forward_and_reads_back(db: D
         Some(ops.id),
         "the API token still works"
     );
+    // ... and got a public id, by which it is listed and revoked
+    let listed = e.api_tokens(Some(&ops)).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0].expires_at.is_none(), "an old token never expires");
+    e.revoke_api_token(Some(&ops), listed[0].id).await.unwrap();
+    assert_eq!(e.token_user(token).await.unwrap(), None, "revoked");
     let ro = e.resolve_user("ro@contoso.example").await.unwrap();
     let m = e.memberships_of(ro.id).await.unwrap();
     assert_eq!(m.len(), 1);

@@ -102,7 +102,12 @@ async fn sessions_are_rotated_bounded_and_ended() {
         // a disabled user's sessions and tokens end
         let owner = w.user("owner").clone();
         let e = login(&w.app, &owner.email).await;
-        let token = w.engine.create_api_token(&owner, "ci", Actor::Cli).await.unwrap();
+        let token = w
+            .engine
+            .create_api_token(&owner, "ci", None, Actor::Cli)
+            .await
+            .unwrap()
+            .token;
         let bearer = |t: &str| {
             req("GET", "/api/v1/runs")
                 .header(header::AUTHORIZATION, format!("Bearer {t}"))

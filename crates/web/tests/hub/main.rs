@@ -5,6 +5,7 @@
 #![expect(clippy::unwrap_used, reason = "test code")]
 #![allow(missing_docs)]
 
+mod admin;
 mod flows;
 mod matrix;
 mod outage;
@@ -78,6 +79,9 @@ pub struct World {
     pub engine: Engine,
     pub clock: Arc<ManualClock>,
     pub app: Router,
+    /// Workspaces A and B.
+    pub ws_a: tenantatlas_domain::ids::WorkspaceId,
+    pub ws_b: tenantatlas_domain::ids::WorkspaceId,
     /// Workspace A's tenants: t1 (everyone in A), t2.
     pub t1: TenantId,
     pub t2: TenantId,
@@ -196,6 +200,8 @@ pub async fn world(db: &Db) -> World {
         },
     ));
     World {
+        ws_a: wa.id,
+        ws_b: wb.id,
         engine,
         clock,
         app,

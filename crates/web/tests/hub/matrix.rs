@@ -36,6 +36,10 @@ enum Rule {
     TenantCap { anon: u16, ok: u16 },
     /// System plane: platform operators get `ok`, everyone else 404.
     System { anon: u16, ok: u16 },
+    /// Admin plane, a workspace's administration (`members.manage`):
+    /// owners of it get `ok` whatever their tenants, its other members
+    /// 403, everyone else 404.
+    WorkspaceCap { anon: u16, ok: u16 },
     /// The login page: anonymous 200, signed in users are sent on.
     LoginPage,
 }
@@ -70,6 +74,13 @@ fn expected(rule: Rule, persona: &str, own: bool) -> u16 {
             "anonymous" => a,
             "readonly" if own => 403,
             "operator" | "owner" if own => ok,
+            "non_member" if !own => ok,
+            _ => 404,
+        },
+        Rule::WorkspaceCap { anon: a, ok } => match persona {
+            "anonymous" => a,
+            "owner" | "not_entitled" if own => ok,
+            "readonly" | "operator" if own => 403,
             "non_member" if !own => ok,
             _ => 404,
         },
@@ -201,6 +212,80 @@ fn cases() -> Vec<Case> {
             Rule::System { anon: 303, ok: 303 },
         ),
         c("GET", "/system/audit", Rule::System { anon: 303, ok: 200 }),
+        c("GET", "/api/v1/tokens", Rule::SignedIn { anon: 401, signed: 200 }),
+        Case {
+            method: "POST",
+            template: "/api/v1/tokens",
+            rule: Rule::SignedIn { anon: 401, signed: 201 },
+            body: Some(("application/json", json!({"name": "matrix"}).to_string())),
+        },
+        c(
+            "POST",
+            "/api/v1/tokens/{token}/revoke",
+            Rule::SignedIn { anon: 401, signed: 404 },
+        ),
+        c(
+            "GET",
+            "/api/v1/workspaces/{workspace}/members",
+            Rule::WorkspaceCap { anon: 401, ok: 200 },
+        ),
+        Case {
+            method: "POST",
+            template: "/api/v1/workspaces/{workspace}/members/{user}/role",
+            // nobody of that id is a member: 404 for those who may ask
+            rule: Rule::WorkspaceCap { anon: 401, ok: 404 },
+            body: Some(("application/json", json!({"role": "readonly"}).to_string())),
+        },
+        c(
+            "POST",
+            "/api/v1/workspaces/{workspace}/members/{user}/remove",
+            Rule::WorkspaceCap { anon: 401, ok: 404 },
+        ),
+        c("GET", "/api/v1/schedules", Rule::SignedIn { anon: 401, signed: 200 }),
+        c(
+            "POST",
+            "/api/v1/schedules/{schedule}/remove",
+            Rule::SignedIn { anon: 401, signed: 404 },
+        ),
+        c("GET", "/api/v1/system/users", Rule::System { anon: 401, ok: 200 }),
+        c(
+            "POST",
+            "/api/v1/system/users/{user}/disable",
+            Rule::System { anon: 401, ok: 404 },
+        ),
+        c("GET", "/admin/settings", Rule::SignedIn { anon: 303, signed: 200 }),
+        Case {
+            method: "POST",
+            template: "/admin/settings/tokens",
+            rule: Rule::SignedIn { anon: 303, signed: 200 },
+            body: Some(("application/x-www-form-urlencoded", "name=matrix".to_owned())),
+        },
+        c(
+            "POST",
+            "/admin/settings/tokens/{token}/revoke",
+            Rule::SignedIn { anon: 303, signed: 404 },
+        ),
+        Case {
+            method: "POST",
+            template: "/admin/workspaces/{workspace}/members/{user}/role",
+            rule: Rule::WorkspaceCap { anon: 303, ok: 404 },
+            body: Some(("application/x-www-form-urlencoded", "role=readonly".to_owned())),
+        },
+        c(
+            "POST",
+            "/admin/workspaces/{workspace}/members/{user}/remove",
+            Rule::WorkspaceCap { anon: 303, ok: 404 },
+        ),
+        c(
+            "POST",
+            "/admin/schedules/{schedule}/remove",
+            Rule::SignedIn { anon: 303, signed: 404 },
+        ),
+        c(
+            "POST",
+            "/system/users/{user}/disable",
+            Rule::System { anon: 303, ok: 404 },
+        ),
     ]
 }
 
@@ -216,6 +301,10 @@ fn concrete(template: &str, w: &World, own: bool) -> String {
                 run.to_string()
             },
         )
+        .replace("{workspace}", &if own { w.ws_a } else { w.ws_b }.to_string())
+        .replace("{token}", &uuid::Uuid::now_v7().to_string())
+        .replace("{user}", &uuid::Uuid::now_v7().to_string())
+        .replace("{schedule}", &uuid::Uuid::now_v7().to_string())
         .replace("{file}", "app.css")
         .replace("{action}", "retry")
 }
@@ -308,8 +397,11 @@ fn routes_in_source() -> BTreeSet<(String, String)> {
     for entry in std::fs::read_dir(dir).unwrap() {
         let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
         let mut rest = text.as_str();
-        while let Some(i) = rest.find(".route(\"") {
-            rest = &rest[i + 8..];
+        while let Some(i) = rest.find(".route(") {
+            rest = rest[i + 7..].trim_start();
+            // (rustfmt breaks long calls after the parenthesis)
+            let Some(quoted) = rest.strip_prefix('"') else { continue };
+            rest = quoted;
             let end = rest.find('"').unwrap();
             let path = rest[..end].to_owned();
             let close = rest.find(")\n").unwrap_or(rest.len());
