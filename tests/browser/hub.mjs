@@ -228,6 +228,17 @@ try {
     await plat.context.close();
   });
 
+  await step("the login form submits every address the CLI accepts (an internationalized one too)", async () => {
+    const context = await browser.newContext({ baseURL: base });
+    const p = await context.newPage();
+    await p.goto("/login");
+    await p.fill("input[name=email]", "jörg.müller@demo.example");
+    await p.fill("input[name=password]", "not the password at all");
+    const [r] = await Promise.all([p.waitForNavigation(), p.click("button[type=submit]")]);
+    assert.equal(r.status(), 401, "the server answered: the browser did not block the address");
+    await context.close();
+  });
+
   await step("the system plane is 404 for a workspace owner", async () => {
     const ow = await signIn(browser, users.owner);
     const r = await ow.page.goto("/system");

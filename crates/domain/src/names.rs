@@ -5,18 +5,37 @@ use std::fmt;
 
 use crate::FieldError;
 
-fn display_name(field: &str, s: &str) -> Result<String, FieldError> {
-    let t = s.trim();
-    if t.is_empty() || t.chars().count() > 64 {
-        return Err(FieldError::new(field, "must be 1-64 characters"));
+/// Text people type for others to read — names of workspaces, tenants,
+/// tokens, schedules — trimmed and in Unicode NFC, so that two names that
+/// look the same are the same. Control and format characters (Unicode Cc
+/// and Cf: zero-width spaces and joiners, bidirectional overrides, soft
+/// hyphens…) are refused: they make visually identical twins and reorder
+/// what a reader sees. At most `max` characters.
+pub fn printable_text(field: &str, s: &str, max: usize) -> Result<String, FieldError> {
+    use unicode_normalization::UnicodeNormalization as _;
+    use unicode_properties::{GeneralCategory, UnicodeGeneralCategory as _};
+    let t: String = s.trim().nfc().collect();
+    if t.is_empty() || t.chars().count() > max {
+        return Err(FieldError::new(field, format!("must be 1-{max} characters")));
     }
     if t.chars().any(char::is_control) {
         return Err(FieldError::new(field, "must not contain control characters"));
     }
-    if uuid::Uuid::parse_str(t).is_ok() {
+    if t.chars().any(|c| c.general_category() == GeneralCategory::Format) {
+        return Err(FieldError::new(
+            field,
+            "must not contain invisible formatting characters (zero-width or bidirectional marks)",
+        ));
+    }
+    Ok(t)
+}
+
+fn display_name(field: &str, s: &str) -> Result<String, FieldError> {
+    let t = printable_text(field, s, 64)?;
+    if uuid::Uuid::parse_str(&t).is_ok() {
         return Err(FieldError::new(field, "must not look like an id (a UUID)"));
     }
-    Ok(t.to_owned())
+    Ok(t)
 }
 
 /// A workspace name: 1–64 printable characters, unique.
@@ -54,24 +73,20 @@ impl TenantName {
 pub struct Email(String);
 
 impl Email {
-    /// Parses an e-mail address.
+    /// Parses an e-mail address: RFC 5322's `addr-spec` as the
+    /// `email_address` crate reads it, with a dotted domain name (no
+    /// display name, no `[ip]` literal), lower-cased.
     pub fn parse(field: &str, s: &str) -> Result<Self, FieldError> {
         let t = s.trim().to_lowercase();
         let bad = || FieldError::new(field, "must be an e-mail address such as ops@example.com");
-        if t.len() > 254 || t.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        let options = email_address::Options::default()
+            .with_required_tld()
+            .without_domain_literal()
+            .without_display_text();
+        if t.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(bad());
         }
-        let (local, domain) = t.split_once('@').ok_or_else(bad)?;
-        if local.is_empty()
-            || local.len() > 64
-            || domain.contains('@')
-            || !domain.contains('.')
-            || domain.starts_with('.')
-            || domain.ends_with('.')
-            || domain.contains("..")
-        {
-            return Err(bad());
-        }
+        email_address::EmailAddress::parse_with_options(&t, options).map_err(|_| bad())?;
         Ok(Self(t))
     }
     /// The address.
@@ -213,6 +228,69 @@ impl ProviderSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_refuse_invisible_characters_and_are_nfc() {
+        for twin in [
+            "Contoso\u{200B}", // zero-width space
+            "Con\u{200D}toso", // zero-width joiner
+            "\u{202E}osotnoC", // right-to-left override
+            "Contoso\u{2066}", // left-to-right isolate
+            "Con\u{00AD}toso", // soft hyphen
+            "\u{FEFF}Contoso", // byte order mark
+            "Contoso\u{0007}", // bell (Cc)
+        ] {
+            let e = TenantName::parse("name", twin).unwrap_err();
+            assert_eq!(e.field, "name", "{twin:?}");
+        }
+        // e + combining acute is the same name as é
+        let decomposed = WorkspaceName::parse("name", "Cafe\u{0301}").unwrap();
+        let composed = WorkspaceName::parse("name", "Caf\u{00E9}").unwrap();
+        assert_eq!(decomposed, composed);
+        assert_eq!(composed.as_str().chars().count(), 4);
+        // what people really write stays accepted
+        for ok in [
+            "Contoso MSP",
+            "Zürich AG",
+            "東京オフィス",
+            "O'Brien & Co.",
+            "Étoile-Nord",
+        ] {
+            assert!(TenantName::parse("name", ok).is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn e_mail_addresses_follow_rfc_5322_with_a_dotted_domain() {
+        for ok in [
+            "ops@example.com",
+            "First.Last+tag@sub.example.co.uk",
+            "o'brien@example.ie",
+            "user_name-1@example.io",
+            "jörg.müller@example.de",
+        ] {
+            assert!(Email::parse("email", ok).is_ok(), "{ok}");
+        }
+        assert_eq!(
+            Email::parse("email", " Ops@Example.COM ").unwrap().as_str(),
+            "ops@example.com"
+        );
+        for bad in [
+            "",
+            "ops",
+            "ops@",
+            "@example.com",
+            "ops@localhost",
+            "ops@[127.0.0.1]",
+            "Ops <ops@example.com>",
+            "two@@example.com",
+            "ops@example..com",
+            "a b@example.com",
+            "ops@-example.com",
+        ] {
+            assert_eq!(Email::parse("email", bad).unwrap_err().field, "email", "{bad:?}");
+        }
+    }
 
     #[test]
     fn token_lifetimes_are_hours_or_days_within_bounds() {

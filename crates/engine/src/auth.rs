@@ -173,13 +173,8 @@ impl Engine {
         lifetime: Option<TokenLifetime>,
         actor: Actor,
     ) -> Result<IssuedToken> {
-        let name = name.trim();
-        if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-            return Err(EngineError::Invalid(tenantatlas_domain::FieldError::new(
-                "name",
-                "must be 1 to 100 printable characters",
-            )));
-        }
+        let name = tenantatlas_domain::names::printable_text("name", name, 100)?;
+        let name = name.as_str();
         let token = format!("{TOKEN_PREFIX}{}", secret());
         let now = self.now();
         let new = NewToken {

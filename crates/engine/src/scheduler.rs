@@ -39,10 +39,8 @@ impl Engine {
         params: Params,
         actor: Actor,
     ) -> Result<Schedule> {
-        let name = name.trim();
-        if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-            return Err(FieldError::new("name", "must be 1-100 printable characters").into());
-        }
+        let name = tenantatlas_domain::names::printable_text("name", name, 100)?;
+        let name = name.as_str();
         let target = match (self.spec(op)?.scope, tenant) {
             (Scope::Tenant, Some(t)) => {
                 let t = self
