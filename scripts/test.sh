@@ -52,6 +52,8 @@ cargo test --workspace --locked
 
 # The hub in a real browser, against the binary the tests just built.
 cargo build --locked -p tenantatlas
+# The API against its OpenAPI document (schemathesis, every check).
+scripts/schemathesis.sh
 node tests/browser/hub.mjs
 # ... and on PostgreSQL (LISTEN/NOTIFY feeding the live widget), in an
 # empty schema of its own

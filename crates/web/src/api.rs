@@ -51,6 +51,46 @@ pub(crate) fn parse_id<T: From<uuid::Uuid>>(field: &str, s: &str) -> Result<T, W
         .map_err(|_| WebError::invalid(field, "must be a UUID"))
 }
 
+/// The query of an API request, as given: every pair, in order.
+pub(crate) type ApiQuery = Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>;
+
+/// An API query, strictly: a key given twice or with an empty value is
+/// refused, naming it, rather than silently dropped or ignored (the pages
+/// keep the forms' empty "any" values).
+pub(crate) fn strict_query(q: ApiQuery) -> Result<HashMap<String, String>, WebError> {
+    let Query(pairs) = q.map_err(|e| WebError::invalid("query", e.body_text()))?;
+    let mut out = HashMap::with_capacity(pairs.len());
+    for (k, v) in pairs {
+        if v.trim().is_empty() {
+            return Err(WebError::invalid(
+                &k,
+                "must not be empty; leave the parameter out instead",
+            ));
+        }
+        if out.insert(k.clone(), v).is_some() {
+            return Err(WebError::invalid(&k, "is given more than once"));
+        }
+    }
+    Ok(out)
+}
+
+/// A JSON request body: 413 `payload_too_large` beyond the limit (2 MB),
+/// 422 naming `body` when it is not JSON.
+pub(crate) fn json_body(body: Result<Json<Value>, axum::extract::rejection::JsonRejection>) -> Result<Value, WebError> {
+    match body {
+        Ok(Json(v)) => Ok(v),
+        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(WebError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "the request body is larger than the 2 MB this API accepts",
+        )),
+        Err(e) => Err(WebError::invalid(
+            "body",
+            format!("must be a JSON object: {}", e.body_text()),
+        )),
+    }
+}
+
 /// A list query: filters (the list's and the dashboards' shared
 /// parameters), page size and cursor.
 pub(crate) struct ListQuery {
@@ -202,8 +242,7 @@ async fn start(
     body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, WebError> {
     let tenant: TenantId = parse_id("tenant", &tenant)?;
-    let Json(body) =
-        body.map_err(|e| WebError::invalid("body", format!("must be a JSON object: {}", e.body_text())))?;
+    let body = json_body(body)?;
     let obj = body
         .as_object()
         .ok_or_else(|| WebError::invalid("body", "must be a JSON object"))?;
@@ -219,7 +258,12 @@ async fn start(
     engine.tenant_for(user.id, tenant, Capability::ViewRuns).await?;
     let op = engine.executable_type("type", op)?;
     let empty = json!({});
-    let params = engine.parse_params(op, RawParams::Json(obj.get("params").unwrap_or(&empty)))?;
+    let params = match obj.get("params") {
+        None => &empty,
+        Some(p @ Value::Object(_)) => p,
+        Some(_) => return Err(WebError::invalid("params", "must be a JSON object (or left out)")),
+    };
+    let params = engine.parse_params(op, RawParams::Json(params))?;
     let started = engine.start(Initiator::User(user.id), tenant, op, params).await?;
     let toast = StartToast::for_start(op, started.run.id, started.joined);
     let status = if started.joined {
@@ -234,11 +278,8 @@ async fn start(
         .into_response())
 }
 
-async fn list(
-    State(state): State<AppState>,
-    ApiCaller(user): ApiCaller,
-    Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, WebError> {
+async fn list(State(state): State<AppState>, ApiCaller(user): ApiCaller, q: ApiQuery) -> Result<Json<Value>, WebError> {
+    let q = strict_query(q)?;
     let lq = parse_list(&q)?;
     let engine = state.engine();
     let page = engine
@@ -325,25 +366,25 @@ async fn system_list(state: &AppState, kind: &str, q: &HashMap<String, String>) 
 async fn system_runs(
     State(state): State<AppState>,
     _op: PlatformOperator,
-    Query(q): Query<HashMap<String, String>>,
+    q: ApiQuery,
 ) -> Result<Json<Value>, WebError> {
-    system_list(&state, "runs", &q).await
+    system_list(&state, "runs", &strict_query(q)?).await
 }
 
 async fn system_failures(
     State(state): State<AppState>,
     _op: PlatformOperator,
-    Query(q): Query<HashMap<String, String>>,
+    q: ApiQuery,
 ) -> Result<Json<Value>, WebError> {
-    system_list(&state, "failures", &q).await
+    system_list(&state, "failures", &strict_query(q)?).await
 }
 
 async fn system_stuck(
     State(state): State<AppState>,
     _op: PlatformOperator,
-    Query(q): Query<HashMap<String, String>>,
+    q: ApiQuery,
 ) -> Result<Json<Value>, WebError> {
-    system_list(&state, "stuck", &q).await
+    system_list(&state, "stuck", &strict_query(q)?).await
 }
 
 /// Triage on the system plane, each written to the audit log.
@@ -601,6 +642,7 @@ pub fn openapi_document() -> Value {
     crate::openapi::document(ROUTES)
 }
 
-async fn openapi(_caller: ApiCaller) -> Json<Value> {
+/// Served to anyone: integrators and tools fetch it first.
+async fn openapi() -> Json<Value> {
     Json(openapi_document())
 }

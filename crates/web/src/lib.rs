@@ -111,8 +111,36 @@ pub fn router(state: AppState) -> Router {
         .merge(settings::routes())
         .merge(live::routes())
         .merge(metrics::routes())
+        .method_not_allowed_fallback(method_not_allowed)
+        .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), guard::guard))
         .with_state(state)
+}
+
+/// An unknown path: the API's error shape under `/api/`, a page elsewhere.
+async fn not_found(uri: axum::http::Uri) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let e = WebError::not_found("page");
+    if uri.path().starts_with("/api/") {
+        WebError::not_found("route").into_response()
+    } else {
+        e.page()
+    }
+}
+
+/// A known path asked with a method it does not take (axum adds `Allow`).
+async fn method_not_allowed(uri: axum::http::Uri, method: axum::http::Method) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let e = WebError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{method} is not allowed here; the Allow header lists what is"),
+    );
+    if uri.path().starts_with("/api/") {
+        e.into_response()
+    } else {
+        e.page()
+    }
 }
 
 /// Only `/metrics` and `/healthz`, behind the same guard: what a

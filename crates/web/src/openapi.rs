@@ -19,6 +19,21 @@ use utoipa::openapi::{ContentBuilder, InfoBuilder, OpenApiBuilder, PathsBuilder,
 
 use crate::api::{ApiRoute, LIST_PARAMS, Shape};
 
+/// A name people type (`names::printable_text`): something besides
+/// spaces, and no control (Cc) or invisible format (Cf) character. The
+/// escapes read the same in Python's and Rust's regular expressions.
+const PRINTABLE_PATTERN: &str = concat!(
+    "^(?=.*\\S)[^",
+    "\\u0000-\\u001f\\u007f-\\u009f\\u00ad\\u0600-\\u0605\\u061c\\u06dd\\u070f\\u0890-\\u0891",
+    "\\u08e2\\u180e\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u206f\\ufeff",
+    "\\ufff9-\\ufffb\\U000110bd\\U000110cd\\U00013430-\\U0001343f\\U0001bca0-\\U0001bca3",
+    "\\U0001d173-\\U0001d17a\\U000e0001\\U000e0020-\\U000e007f",
+    "]{1,100}$"
+);
+
+/// What a page's `next_cursor` looks like (`Cursor::encode`).
+const CURSOR_PATTERN: &str = "^[0-9]{1,18}_[0-9a-f]{32}$";
+
 fn typed(t: Type) -> ObjectBuilder {
     ObjectBuilder::new().schema_type(t)
 }
@@ -306,7 +321,13 @@ fn components() -> utoipa::openapi::Components {
                 .additional_properties(Some(AdditionalProperties::<utoipa::openapi::schema::Schema>::FreeForm(
                     false,
                 )))
-                .property("name", typed(Type::String).min_length(Some(1)).max_length(Some(100)))
+                .property(
+                    "name",
+                    typed(Type::String)
+                        .min_length(Some(1))
+                        .max_length(Some(100))
+                        .pattern(Some(PRINTABLE_PATTERN)),
+                )
                 .required("name")
                 .property(
                     "expires_in_days",
@@ -366,6 +387,8 @@ fn list_param_schema(name: &str) -> ObjectBuilder {
         "problem" => one_of(ProblemClass::ALL.iter().map(|p| p.as_str()), false),
         "since" | "until" => time(false),
         "limit" => typed(Type::Integer).minimum(Some(1)).maximum(Some(500)),
+        "cursor" => typed(Type::String).pattern(Some(CURSOR_PATTERN)),
+        "clear" => typed(Type::String).min_length(Some(1)),
         _ => typed(Type::String),
     }
 }
@@ -433,6 +456,12 @@ pub(crate) fn document(routes: &[ApiRoute]) -> Value {
                     )
                     .build(),
             ));
+        }
+        if r.path.contains('{') {
+            op = op.response("422", json_response("A path id that is not a UUID, naming it", "Error"));
+        }
+        if request.is_some() {
+            op = op.response("413", json_response("The body is larger than 2 MB", "Error"));
         }
         for seg in r.path.split('/').filter(|s| s.starts_with('{')) {
             let name = seg.trim_matches(|c| c == '{' || c == '}');

@@ -103,9 +103,7 @@ fn object(
     body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
     allowed: &[&str],
 ) -> Result<serde_json::Map<String, Value>, WebError> {
-    let Json(body) =
-        body.map_err(|e| WebError::invalid("body", format!("must be a JSON object: {}", e.body_text())))?;
-    let Value::Object(obj) = body else {
+    let Value::Object(obj) = crate::api::json_body(body)? else {
         return Err(WebError::invalid("body", "must be a JSON object"));
     };
     if let Some(k) = obj.keys().find(|k| !allowed.contains(&k.as_str())) {
@@ -121,8 +119,14 @@ fn lifetime_of_days(v: Option<&Value>) -> Result<Option<TokenLifetime>, WebError
     match v {
         None | Some(Value::Null) => Ok(None),
         Some(v) => {
+            // JSON has one number type: 30.0 is the whole number 30
             let days = v
                 .as_u64()
+                .or_else(|| {
+                    v.as_f64()
+                        .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= 1e6)
+                        .map(|f| f as u64)
+                })
                 .ok_or_else(|| WebError::invalid("expires_in_days", "must be a whole number of days from 1 to 732"))?;
             Ok(Some(TokenLifetime::days("expires_in_days", days)?))
         }

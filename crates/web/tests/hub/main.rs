@@ -6,6 +6,7 @@
 #![allow(missing_docs)]
 
 mod admin;
+mod edges;
 mod flows;
 mod matrix;
 mod outage;
