@@ -18,7 +18,7 @@ pub fn exit_code(outcome: Outcome) -> u8 {
     match outcome {
         Outcome::Succeeded => 0,
         Outcome::Failed => 1,
-        Outcome::PartiallySucceeded => 2,
+        Outcome::PartiallySucceeded => 6,
         Outcome::Blocked => 4,
         Outcome::Cancelled => 5,
     }
@@ -90,5 +90,20 @@ pub async fn follow(engine: &Engine, id: RunId, show: bool) -> Result<Run, CliEr
             });
         }
         tokio::time::sleep(POLL).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_outcome_has_its_own_exit_code_apart_from_bad_input() {
+        let codes: Vec<u8> = Outcome::ALL.iter().map(|o| exit_code(*o)).collect();
+        assert_eq!(exit_code(Outcome::PartiallySucceeded), 6, "CONTRACT.md");
+        for (i, c) in codes.iter().enumerate() {
+            assert!(!codes[..i].contains(c), "{codes:?}");
+            assert!(![2, 3].contains(c), "2 and 3 mean bad input and refused: {codes:?}");
+        }
     }
 }

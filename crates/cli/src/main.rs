@@ -3,7 +3,9 @@
 //! `args` declares the interface (CONTRACT.md), `commands` carries each
 //! command out through the engine, `output` renders people-facing text.
 //! Errors print as one line on stderr; the exit code says what kind:
-//! 1 failure, 2 bad input, 3 refused (the user may not do this).
+//! 1 failure, 2 bad input (a name already taken too), 3 refused (the user
+//! may not do this); `run start --follow` answers the run's outcome
+//! (0 succeeded, 1 failed, 4 blocked, 5 cancelled, 6 partially succeeded).
 
 mod args;
 mod commands;
@@ -47,6 +49,9 @@ impl CliError {
     pub fn engine(e: EngineError, refusal: bool) -> Self {
         match e {
             EngineError::Invalid(f) => CliError::Usage(f.to_string()),
+            // a name already taken, a workspace left without an owner: the
+            // input is what has to change
+            EngineError::Conflict(m) => CliError::Usage(m),
             e @ EngineError::Unavailable(_) => CliError::Usage(format!("type: {e}")),
             EngineError::NotFound(what) if refusal => {
                 CliError::Refused(format!("refused: {what} not found, or you may not act on it"))

@@ -115,7 +115,7 @@ impl Directory for SqlStore {
                 .bind(ws.id)
                 .bind(&ws.name)
                 .bind(now),
-            "a workspace with this name already exists",
+            "name: a workspace with this name already exists",
             &audit(actor, now, "workspace.create", Some(ws.id), None, target),
         )
         .await?;
@@ -161,7 +161,7 @@ impl Directory for SqlStore {
                 .bind(&t.name)
                 .bind(&t.provider)
                 .bind(now),
-            "a tenant with this name already exists in the workspace",
+            "name: a tenant with this name already exists in the workspace",
             &audit(actor, now, "tenant.add", Some(workspace), Some(t.id), target),
         )
         .await?;
@@ -229,7 +229,7 @@ impl Directory for SqlStore {
             .bind(password_hash)
             .bind(platform_operator)
             .bind(now),
-            "a user with this e-mail address already exists",
+            "email: a user with this e-mail address already exists",
             &audit(actor, now, "user.add", None, None, target),
         )
         .await?;

@@ -57,8 +57,8 @@ fn migrate_and_admin_verbs() {
         assert_eq!(u["platform_operator"], true);
         // bad input: exit 2, one line naming the field
         assert!(
-            db.fails(&["workspace", "create", "contoso msp"], 1)
-                .contains("already exists")
+            db.fails(&["workspace", "create", "contoso msp"], 2)
+                .contains("name: a workspace with this name already exists")
         );
         assert!(
             db.fails(&["tenant", "add", "--workspace", "nope", "X"], 2)
@@ -583,7 +583,7 @@ fn tokens_users_members_and_schedules_are_administered() {
                     "--role",
                     "readonly"
                 ],
-                1
+                2
             )
             .contains("at least one owner")
         );
@@ -610,6 +610,15 @@ fn tokens_users_members_and_schedules_are_administered() {
         // users: listed, password set from stdin, disabled
         let users = db.json(&["user", "list", "--json"]);
         assert_eq!(users["users"].as_array().unwrap().len(), 3);
+        let twin = db
+            .cmd(&["user", "add", "Boss@Contoso.test"])
+            .write_stdin("another password 1\n")
+            .output()
+            .unwrap();
+        assert_eq!(twin.status.code(), Some(2), "a taken address is bad input");
+        assert!(
+            String::from_utf8_lossy(&twin.stderr).contains("email: a user with this e-mail address already exists")
+        );
         let out = db
             .cmd(&["user", "passwd", "operator@contoso.test"])
             .write_stdin("a brand new password\n")
