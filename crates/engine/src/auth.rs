@@ -82,7 +82,7 @@ impl Engine {
         Ok(user.filter(|u| ok && u.disabled_at.is_none()))
     }
 
-    /// Runs password hashing on a blocking thread, at most
+    /// Runs password hashing on one of the engine's hashing threads, at most
     /// [`EngineConfig::hashing_slots`](crate::EngineConfig::hashing_slots)
     /// at once: each Argon2id hash holds 19 MiB while it runs, so a burst of
     /// sign-ins would otherwise take memory without bound and starve the
@@ -95,9 +95,12 @@ impl Engine {
             .await
             .map_err(|_| EngineError::Busy(Duration::from_secs(1)))?
             .map_err(|_| EngineError::Internal("password hashing is closed".into()))?;
-        let out = tokio::task::spawn_blocking(work)
+        // on the engine's own hashing threads (see `hashpool`)
+        let out = self
+            .hash_pool()
+            .run(work)
             .await
-            .map_err(|_| EngineError::Internal("password hashing failed".into()))?;
+            .ok_or_else(|| EngineError::Internal("password hashing failed".into()))?;
         drop(permit);
         Ok(out)
     }

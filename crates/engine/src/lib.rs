@@ -21,6 +21,7 @@ mod batcher;
 pub mod clock;
 mod directory;
 mod error;
+mod hashpool;
 mod inbox;
 pub mod lifecycle;
 mod monitor;
@@ -106,6 +107,7 @@ struct Inner {
     completer: lifecycle::Completer,
     tally: tally::Tally,
     hashing: tokio::sync::Semaphore,
+    hash_pool: hashpool::HashPool,
 }
 
 /// The operation service. Cheap to clone.
@@ -143,6 +145,7 @@ impl Engine {
                 clock,
                 thresholds: std::sync::RwLock::new(Thresholds::of_catalog(&config.catalog)),
                 hashing: tokio::sync::Semaphore::new(config.hashing_slots.max(1)),
+                hash_pool: hashpool::HashPool::new(config.hashing_slots.max(1)),
                 config,
                 starter,
                 completer,
@@ -209,6 +212,10 @@ impl Engine {
             .thresholds
             .read()
             .map_or_else(|p| p.into_inner().clone(), |t| t.clone())
+    }
+
+    pub(crate) fn hash_pool(&self) -> &hashpool::HashPool {
+        &self.inner.hash_pool
     }
 
     pub(crate) fn hashing_slots(&self) -> &tokio::sync::Semaphore {
