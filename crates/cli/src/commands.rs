@@ -565,6 +565,28 @@ async fn schedule(e: &Engine, c: &ScheduleCmd) -> Result<()> {
     }
 }
 
+/// The workspace and user a membership command names.
+async fn workspace_and_user(
+    e: &Engine,
+    workspace: &str,
+    email: &str,
+) -> Result<(tenantatlas_domain::directory::Workspace, User)> {
+    let ws = e
+        .resolve_workspace(workspace)
+        .await
+        .map_err(|x| named(x, "--workspace", workspace))?;
+    let user = e.resolve_user(email).await.map_err(|x| named(x, "user", email))?;
+    Ok((ws, user))
+}
+
+/// What a member is entitled to, in words.
+fn scope_text(scope: &TenantScope) -> String {
+    match scope {
+        TenantScope::All => "every tenant".to_owned(),
+        TenantScope::Only(ts) => format!("{} tenant(s)", ts.len()),
+    }
+}
+
 /// A membership change for someone who is no member: bad input.
 fn not_a_member(e: EngineError, email: &str, workspace: &str) -> CliError {
     match e {
@@ -765,11 +787,7 @@ async fn member(e: &Engine, c: &MemberCmd) -> Result<()> {
             out,
         } => {
             let role = Role::parse("--role", role)?;
-            let ws = e
-                .resolve_workspace(workspace)
-                .await
-                .map_err(|x| named(x, "--workspace", workspace))?;
-            let user = e.resolve_user(email).await.map_err(|x| named(x, "user", email))?;
+            let (ws, user) = workspace_and_user(e, workspace, email).await?;
             let tenants = if tenants.is_empty() {
                 None
             } else {
@@ -793,10 +811,7 @@ async fn member(e: &Engine, c: &MemberCmd) -> Result<()> {
                     &json!({ "workspace_id": m.workspace_id, "user_id": m.user_id, "role": m.role, "tenants": scope }),
                 )
             } else {
-                let which = match &m.tenants {
-                    TenantScope::All => "every tenant".to_owned(),
-                    TenantScope::Only(ts) => format!("{} tenant(s)", ts.len()),
-                };
+                let which = scope_text(&m.tenants);
                 println!("{} is {} of {:?}, entitled to {which}", user.email, m.role, ws.name);
                 Ok(())
             }
@@ -811,10 +826,7 @@ async fn member(e: &Engine, c: &MemberCmd) -> Result<()> {
                 output::json(&json!({ "members": all.iter().map(member_json).collect::<Vec<_>>() }))
             } else {
                 for m in &all {
-                    let which = match &m.membership.tenants {
-                        TenantScope::All => "every tenant".to_owned(),
-                        TenantScope::Only(ts) => format!("{} tenant(s)", ts.len()),
-                    };
+                    let which = scope_text(&m.membership.tenants);
                     println!("{}  {:<9}  {which}", m.email, m.membership.role);
                 }
                 Ok(())
@@ -827,11 +839,7 @@ async fn member(e: &Engine, c: &MemberCmd) -> Result<()> {
             out,
         } => {
             let role = Role::parse("--role", role)?;
-            let ws = e
-                .resolve_workspace(workspace)
-                .await
-                .map_err(|x| named(x, "--workspace", workspace))?;
-            let user = e.resolve_user(email).await.map_err(|x| named(x, "user", email))?;
+            let (ws, user) = workspace_and_user(e, workspace, email).await?;
             let m = e
                 .change_role(None, ws.id, user.id, role)
                 .await
@@ -844,11 +852,7 @@ async fn member(e: &Engine, c: &MemberCmd) -> Result<()> {
             }
         }
         MemberCmd::Remove { workspace, email, out } => {
-            let ws = e
-                .resolve_workspace(workspace)
-                .await
-                .map_err(|x| named(x, "--workspace", workspace))?;
-            let user = e.resolve_user(email).await.map_err(|x| named(x, "user", email))?;
+            let (ws, user) = workspace_and_user(e, workspace, email).await?;
             e.remove_member(None, ws.id, user.id)
                 .await
                 .map_err(|x| not_a_member(x, email, &ws.name))?;

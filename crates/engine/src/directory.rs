@@ -122,15 +122,7 @@ impl Engine {
         user: UserId,
         role: Role,
     ) -> Result<Membership> {
-        self.may_manage_members(who, workspace).await?;
-        let current = self
-            .store()
-            .membership(user, workspace)
-            .await?
-            .ok_or(EngineError::NotFound("member"))?;
-        if current.role == Role::Owner && role != Role::Owner {
-            self.keep_an_owner(workspace, user).await?;
-        }
+        let current = self.changing_member(who, workspace, user, Some(role)).await?;
         let write = MembershipWrite {
             workspace_id: workspace,
             user_id: user,
@@ -150,15 +142,7 @@ impl Engine {
     /// Ends a membership (the user loses the workspace at their next
     /// request). A workspace keeps at least one owner.
     pub async fn remove_member(&self, who: Option<&User>, workspace: WorkspaceId, user: UserId) -> Result<()> {
-        self.may_manage_members(who, workspace).await?;
-        let current = self
-            .store()
-            .membership(user, workspace)
-            .await?
-            .ok_or(EngineError::NotFound("member"))?;
-        if current.role == Role::Owner {
-            self.keep_an_owner(workspace, user).await?;
-        }
+        self.changing_member(who, workspace, user, None).await?;
         if !self
             .store()
             .remove_membership(workspace, user, actor_of(who), self.now())
@@ -167,6 +151,27 @@ impl Engine {
             return Err(EngineError::NotFound("member"));
         }
         Ok(())
+    }
+
+    /// The membership `who` is about to change to `role` (`None`: end
+    /// it), once `who` may manage members and the workspace keeps an owner.
+    async fn changing_member(
+        &self,
+        who: Option<&User>,
+        workspace: WorkspaceId,
+        user: UserId,
+        role: Option<Role>,
+    ) -> Result<Membership> {
+        self.may_manage_members(who, workspace).await?;
+        let current = self
+            .store()
+            .membership(user, workspace)
+            .await?
+            .ok_or(EngineError::NotFound("member"))?;
+        if current.role == Role::Owner && role != Some(Role::Owner) {
+            self.keep_an_owner(workspace, user).await?;
+        }
+        Ok(current)
     }
 
     async fn may_manage_members(&self, who: Option<&User>, workspace: WorkspaceId) -> Result<()> {

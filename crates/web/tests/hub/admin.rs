@@ -16,6 +16,11 @@ use tenantatlas_domain::schedule::CronSpec;
 
 use crate::{api, body_text, databases, login, req, send, world};
 
+/// A POST without a body, as `cookie`'s user.
+async fn post(app: &axum::Router, uri: &str, cookie: &str) -> (u16, Value) {
+    api(app, "POST", uri, Some(cookie), None).await
+}
+
 fn bearer(token: &str) -> axum::http::Request<Body> {
     req("GET", "/api/v1/runs")
         .header(header::AUTHORIZATION, format!("Bearer {token}"))
@@ -35,15 +40,7 @@ async fn tokens_members_schedules_and_users_are_administered_and_audited() {
             None,
         )
         .await;
-        let conforms = |schema: &str, instance: &Value| {
-            let root = json!({
-                "$ref": format!("#/components/schemas/{schema}"),
-                "components": doc["components"].clone(),
-            });
-            let v = jsonschema::validator_for(&root).unwrap();
-            let errors: Vec<String> = v.iter_errors(instance).map(|e| e.to_string()).collect();
-            assert!(errors.is_empty(), "{schema}: {errors:?} in {instance}");
-        };
+        let conforms = |schema: &str, instance: &Value| crate::conforms(&doc, schema, instance);
         let owner = login(&w.app, &w.user("owner").email).await;
         let platform = login(&w.app, &w.user("platform").email).await;
 
@@ -83,34 +80,13 @@ async fn tokens_members_schedules_and_users_are_administered_and_audited() {
             .create_api_token(&ro_user, "laptop", None, Actor::Cli)
             .await
             .unwrap();
-        let (s, _) = api(
-            &w.app,
-            "POST",
-            &format!("/api/v1/tokens/{}/revoke", theirs.id),
-            Some(&owner),
-            None,
-        )
-        .await;
+        let (s, _) = post(&w.app, &format!("/api/v1/tokens/{}/revoke", theirs.id), &owner).await;
         assert_eq!(s, 404, "not the owner's token");
         assert_eq!(send(&w.app, bearer(&theirs.token)).await.status(), 200);
-        let (s, revoked) = api(
-            &w.app,
-            "POST",
-            &format!("/api/v1/tokens/{}/revoke", theirs.id),
-            Some(&platform),
-            None,
-        )
-        .await;
+        let (s, revoked) = post(&w.app, &format!("/api/v1/tokens/{}/revoke", theirs.id), &platform).await;
         assert_eq!(s, 200, "{revoked}");
         assert_eq!(send(&w.app, bearer(&theirs.token)).await.status(), 401);
-        let (s, revoked) = api(
-            &w.app,
-            "POST",
-            &format!("/api/v1/tokens/{token_id}/revoke"),
-            Some(&owner),
-            None,
-        )
-        .await;
+        let (s, revoked) = post(&w.app, &format!("/api/v1/tokens/{token_id}/revoke"), &owner).await;
         assert_eq!(s, 200);
         conforms("Token", &revoked);
         assert_eq!(
@@ -118,14 +94,7 @@ async fn tokens_members_schedules_and_users_are_administered_and_audited() {
             401,
             "a revoked token is refused on the next request"
         );
-        let (s, _) = api(
-            &w.app,
-            "POST",
-            &format!("/api/v1/tokens/{token_id}/revoke"),
-            Some(&owner),
-            None,
-        )
-        .await;
+        let (s, _) = post(&w.app, &format!("/api/v1/tokens/{token_id}/revoke"), &owner).await;
         assert_eq!(s, 404, "revoked once");
         // expiry, by moving the clock
         let (_, short) = api(
@@ -200,14 +169,7 @@ async fn tokens_members_schedules_and_users_are_administered_and_audited() {
         // a schedule every node keeps cannot be removed
         w.engine.ensure_system_schedules().await.unwrap();
         let prune = w.engine.list_schedules().await.unwrap()[0].clone();
-        let (s, err) = api(
-            &w.app,
-            "POST",
-            &format!("/api/v1/schedules/{}/remove", prune.id),
-            Some(&platform),
-            None,
-        )
-        .await;
+        let (s, err) = post(&w.app, &format!("/api/v1/schedules/{}/remove", prune.id), &platform).await;
         assert_eq!(s, 403, "{err}");
 
         // --- members: listed, role changed, removed; a workspace keeps an owner
@@ -257,24 +219,20 @@ async fn tokens_members_schedules_and_users_are_administered_and_audited() {
         )
         .await;
         assert_eq!(s, 409, "the last owner stays: {err}");
-        let (s, err) = api(
+        let (s, err) = post(
             &w.app,
-            "POST",
             &format!("/api/v1/workspaces/{}/members/{}/remove", w.ws_a, id_of("owner")),
-            Some(&owner),
-            None,
+            &owner,
         )
         .await;
         assert_eq!(s, 409, "the last owner stays: {err}");
         // a removed member loses the workspace at their next request
         let r1 = format!("/api/v1/runs/{}", w.r1);
         assert_eq!(api(&w.app, "GET", &r1, Some(&ro), None).await.0, 200);
-        let (s, m) = api(
+        let (s, m) = post(
             &w.app,
-            "POST",
             &format!("/api/v1/workspaces/{}/members/{}/remove", w.ws_a, id_of("readonly")),
-            Some(&owner),
-            None,
+            &owner,
         )
         .await;
         assert_eq!(s, 200, "{m}");
@@ -289,24 +247,20 @@ async fn tokens_members_schedules_and_users_are_administered_and_audited() {
             api(&w.app, "GET", "/api/v1/system/users", Some(&owner), None).await.0,
             404
         );
-        let (s, u) = api(
+        let (s, u) = post(
             &w.app,
-            "POST",
             &format!("/api/v1/system/users/{}/disable", id_of("operator")),
-            Some(&platform),
-            None,
+            &platform,
         )
         .await;
         assert_eq!(s, 200, "{u}");
         conforms("User", &u);
         assert!(!u["disabled_at"].is_null());
         assert_eq!(api(&w.app, "GET", "/api/v1/runs", Some(&op), None).await.0, 401);
-        let (s, _) = api(
+        let (s, _) = post(
             &w.app,
-            "POST",
             &format!("/api/v1/system/users/{}/disable", id_of("platform")),
-            Some(&platform),
-            None,
+            &platform,
         )
         .await;
         assert_eq!(s, 409, "no one disables themselves");

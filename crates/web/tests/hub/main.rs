@@ -276,3 +276,15 @@ pub async fn api(app: &Router, method: &str, uri: &str, cookie: Option<&str>, bo
     let text = body_text(res).await;
     (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
 }
+
+/// Asserts that `instance` holds against component `schema` of the
+/// OpenAPI document `doc`.
+pub fn conforms(doc: &Value, schema: &str, instance: &Value) {
+    let root = json!({
+        "$ref": format!("#/components/schemas/{schema}"),
+        "components": doc["components"].clone(),
+    });
+    let v = jsonschema::validator_for(&root).unwrap();
+    let errors: Vec<String> = v.iter_errors(instance).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{schema}: {errors:?} in {instance}");
+}
