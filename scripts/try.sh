@@ -8,9 +8,17 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cargo build --release --locked --manifest-path "$root/Cargo.toml" -p tenantatlas
 ta() { "$root/target/release/tenantatlas" "$@"; }
 
-ta workspace create "Contoso MSP" 2>/dev/null || echo "(workspace exists)"
-ta tenant add --workspace "Contoso MSP" "Contoso Prod" --provider "directory:./tenants/contoso" 2>/dev/null || echo "(tenant exists)"
-echo "correct horse battery staple" | ta user add ops@contoso.example 2>/dev/null || echo "(user exists)"
+# Each step runs once: what exists is looked up first, so a real error
+# (a bad URL, a locked database) stops the script instead of being hidden.
+if ! ta workspace list --json | grep -q '"name": "Contoso MSP"'; then
+    ta workspace create "Contoso MSP"
+fi
+if ! ta tenant list --workspace "Contoso MSP" --json | grep -q '"name": "Contoso Prod"'; then
+    ta tenant add --workspace "Contoso MSP" "Contoso Prod" --provider "directory:./tenants/contoso"
+fi
+if ! ta user list --json | grep -q '"email": "ops@contoso.example"'; then
+    echo "correct horse battery staple" | ta user add ops@contoso.example
+fi
 ta member add --workspace "Contoso MSP" ops@contoso.example --role operator
 # the only tenant operation this build executes is the synthetic workload
 ta --enable-synthetic run start synthetic --tenant "Contoso Prod" --param units=20 --param unit_ms=100 --as ops@contoso.example

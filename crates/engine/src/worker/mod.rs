@@ -166,7 +166,18 @@ impl Worker {
         if !orphans.is_empty() {
             tracing::info!(count = orphans.len(), node = %self.config.node, "resuming runs an earlier incarnation left running");
         }
-        let types: Vec<_> = self.registry.types().iter().collect();
+        // one rule with starts: a type that needs an opt-in (synthetic) is
+        // executed only by a process that opted in, wherever it was started
+        let types: Vec<_> = self
+            .registry
+            .catalog()
+            .iter()
+            .filter(|s| s.opt_in.is_none() || self.engine.config().enable_synthetic)
+            .map(|s| s.op)
+            .collect();
+        if self.registry.catalog().iter().any(|s| !types.contains(&s.op)) {
+            tracing::info!("this process does not opt in to synthetic runs: it leaves them to one that does");
+        }
         let permits = Arc::new(Semaphore::new(self.config.concurrency.max(1)));
         let release = CancellationToken::new();
         let mut signals = self.engine.store().signals();

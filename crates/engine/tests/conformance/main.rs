@@ -101,6 +101,7 @@ conformance! {
     crate::worker::cancellation_reaches_a_running_handler => cancellation_reaches_a_running_handler,
     crate::worker::a_panicking_handler_fails_its_run_and_the_worker_survives => a_panicking_handler_fails_its_run_and_the_worker_survives,
     crate::worker::shutdown_releases_runs_for_another_worker => shutdown_releases_runs_for_another_worker,
+    crate::worker::a_process_without_the_opt_in_leaves_synthetic_runs_alone => a_process_without_the_opt_in_leaves_synthetic_runs_alone,
     crate::worker::a_reconciled_run_ignores_late_results => a_reconciled_run_ignores_late_results,
     crate::worker::an_idle_worker_wakes_on_a_start => an_idle_worker_wakes_on_a_start,
     crate::worker::retry_after_steers_the_requeue => retry_after_steers_the_requeue,

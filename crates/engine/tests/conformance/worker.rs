@@ -434,3 +434,35 @@ pub async fn a_handler_sees_its_tenant_and_its_fence(db: Db) {
     assert_eq!(tenant.as_deref(), Some("Tenant B"));
     assert_eq!((fence.run(), fence.attempt()), (run.id, 1));
 }
+
+/// One rule for the synthetic opt-in: a process that did not opt in
+/// neither starts nor executes synthetic runs, wherever they were started.
+pub async fn a_process_without_the_opt_in_leaves_synthetic_runs_alone(db: Db) {
+    let (c, e) = Ctx::real_time(db).await;
+    let s = c.seed().await;
+    let run = start_synthetic(&e, Initiator::System, s.a, json!({"units": 0}))
+        .await
+        .run;
+    let plain = Engine::new(
+        c.store.clone(),
+        std::sync::Arc::new(tenantatlas_engine::SystemClock),
+        tenantatlas_engine::EngineConfig {
+            catalog: tenantatlas_ops::catalog(),
+            enable_synthetic: false,
+            ..tenantatlas_engine::EngineConfig::default()
+        },
+    );
+    let w = spawn_worker(&plain, fast("plain"));
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let report = w.stop().await;
+    assert_eq!(report.claimed, 0);
+    assert_eq!(
+        c.store.get_run(run.id).await.unwrap().unwrap().state,
+        RunState::Queued,
+        "left for a process that opted in"
+    );
+    let w = spawn_worker(&e, fast("opted-in"));
+    let done = wait_for(&c, run.id, "the opted-in worker", completed).await;
+    assert_eq!(done.state, RunState::Completed(Outcome::Succeeded));
+    w.stop().await;
+}
