@@ -1,11 +1,10 @@
 //! The threads that hash passwords: a fixed few, for the life of the
 //! engine.
 //!
-//! Argon2id takes 19 MiB per hash. Run on Tokio's blocking pool, each hash
-//! could land on another thread, and the C allocator keeps a retained
-//! arena per thread: a burst of 400 sign-ins left a debug `serve` holding
-//! 374 MB although never more than two hashes ran at once. On a fixed set
-//! of threads the memory a hash takes is reused by the next one.
+//! Each keeps the 19 MiB an Argon2id hash works in (`password`'s
+//! thread-local buffer) and reuses it for the next hash. On Tokio's
+//! blocking pool hashes would wander over up to 512 threads, each keeping
+//! a buffer; here there are exactly as many buffers as hashing slots.
 
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
