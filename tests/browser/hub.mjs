@@ -190,7 +190,11 @@ try {
     await p.goto(`/admin/operations`);
     await p.locator(`#widget li[data-run="${victim.id}"]`).waitFor();
     const plat = await signIn(browser, users.platform);
-    const r = await api(plat.page, `/api/v1/system/runs/${victim.id}/reconcile`, { method: "POST" });
+    const r = await api(plat.page, `/api/v1/system/runs/${victim.id}/reconcile`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ reason: "its tenant was offboarded" }),
+    });
     assert.equal(r.status, 200);
     await until("the reconciled run to leave the widget", async () => (await p.locator(`#widget li[data-run="${victim.id}"]`).count()) === 0, 5_000);
     const rec = await api(p, "/api/v1/runs?problem=reconciled&limit=100");
@@ -237,6 +241,20 @@ try {
     const [r] = await Promise.all([p.waitForNavigation(), p.click("button[type=submit]")]);
     assert.equal(r.status(), 401, "the server answered: the browser did not block the address");
     await context.close();
+  });
+
+  await step("platform operator: reconciling from the run page asks why and keeps the answer", async () => {
+    const plat = await signIn(browser, users.platform);
+    const active = await api(plat.page, "/api/v1/system/runs?status=queued&limit=50");
+    const run = active.body.runs[0] ?? (await api(plat.page, "/api/v1/system/runs?status=running&limit=50")).body.runs[0];
+    assert.ok(run, "an active run to end");
+    await plat.page.goto(`/system/runs/${run.id}`);
+    const form = plat.page.locator("form", { has: plat.page.locator('button[data-action="reconcile"]') });
+    await form.locator("input[name=reason]").fill("duplicate of a run already done");
+    await Promise.all([plat.page.waitForNavigation(), form.locator('button[data-action="reconcile"]').click()]);
+    assert.equal(await plat.page.locator("#decision").getAttribute("data-class"), "reconciled");
+    assert.match(await plat.page.content(), /duplicate of a run already done/);
+    await plat.context.close();
   });
 
   await step("the system plane is 404 for a workspace owner", async () => {

@@ -377,8 +377,11 @@ impl Engine {
 
     /// Reconciles an active run now, whatever its lease says (system-plane
     /// triage by a platform operator, who the caller audits): completed as
-    /// failed with `run.stale_reconciled` and its lineage.
-    pub async fn reconcile_now(&self, id: RunId, operator: UserId) -> Result<Completion> {
+    /// failed with `run.stale_reconciled` and its lineage; its failure says
+    /// that an operator ended it, and why (`reason`, required).
+    pub async fn reconcile_now(&self, id: RunId, operator: UserId, reason: &str) -> Result<Completion> {
+        let reason = tenantatlas_domain::names::printable_text("reason", reason, 500)?;
+        let message = format!("A platform operator reconciled it: {reason}");
         let last_heartbeat_at = self.fetch(id).await?.heartbeat_at;
         self.transition(
             id,
@@ -390,7 +393,7 @@ impl Engine {
             false,
             |fresh, now| TransitionDetail::Complete {
                 reason_code: Some(ReasonCode::RunStaleReconciled),
-                failures: vec![Failure::from_code(ReasonCode::RunStaleReconciled)],
+                failures: vec![Failure::new(ReasonCode::RunStaleReconciled, &message)],
                 reconciliation: Some(Reconciliation {
                     previous_status: fresh.state.status(),
                     last_heartbeat_at: fresh.heartbeat_at.or(last_heartbeat_at),

@@ -393,10 +393,18 @@ pub(crate) async fn triage(
     operator: &tenantatlas_domain::directory::User,
     id: RunId,
     action: &str,
+    reason: Option<&str>,
 ) -> Result<Run, WebError> {
     let run = engine.get_run_for(Viewer::Everything, id).await?;
     let result = match action {
-        "reconcile" => match engine.reconcile_now(id, operator.id).await? {
+        "reconcile" => match engine
+            .reconcile_now(
+                id,
+                operator.id,
+                reason.ok_or_else(|| WebError::invalid("reason", "is required: say why the run is ended"))?,
+            )
+            .await?
+        {
             tenantatlas_engine::Completion::Completed { run, .. } => *run,
             tenantatlas_engine::Completion::AlreadyCompleted(r) | tenantatlas_engine::Completion::Fenced(r) => *r,
         },
@@ -427,7 +435,7 @@ pub(crate) async fn triage(
             action: format!("run.{action}"),
             target_type: Some("run".into()),
             target_id: Some(id.to_string()),
-            detail: json!({"result_run": result.id, "plane": "system"}),
+            detail: json!({"result_run": result.id, "plane": "system", "reason": reason}),
         })
         .await?;
     Ok(result)
@@ -440,7 +448,7 @@ async fn system_action(
     action: &str,
 ) -> Result<Json<Value>, WebError> {
     let id: RunId = parse_id("id", id)?;
-    let run = triage(state.engine(), &op.0, id, action).await?;
+    let run = triage(state.engine(), &op.0, id, action, None).await?;
     Ok(Json(view_json(state.engine(), &run)))
 }
 
@@ -448,8 +456,19 @@ async fn system_reconcile(
     State(state): State<AppState>,
     op: PlatformOperator,
     Path(id): Path<String>,
+    body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Value>, WebError> {
-    system_action(&state, &op, &id, "reconcile").await
+    let id: RunId = parse_id("id", &id)?;
+    let body = json_body(body)?;
+    let obj = body
+        .as_object()
+        .ok_or_else(|| WebError::invalid("body", "must be a JSON object"))?;
+    if let Some(k) = obj.keys().find(|k| k.as_str() != "reason") {
+        return Err(WebError::invalid(k, "is not accepted; send reason"));
+    }
+    let reason = obj.get("reason").and_then(Value::as_str);
+    let run = triage(state.engine(), &op.0, id, "reconcile", reason).await?;
+    Ok(Json(view_json(state.engine(), &run)))
 }
 
 async fn system_retry(
@@ -560,8 +579,8 @@ pub const ROUTES: &[ApiRoute] = &[
     route(
         "post",
         "/api/v1/system/runs/{id}/reconcile",
-        "System plane: reconcile now (audited).",
-        Shape::Plain("Run"),
+        "System plane: fail an active run now as reconciled, saying why (audited); its worker's later results are ignored.",
+        Shape::Body("ReconcileRequest", "Run"),
     ),
     route(
         "post",

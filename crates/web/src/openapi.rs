@@ -19,17 +19,29 @@ use utoipa::openapi::{ContentBuilder, InfoBuilder, OpenApiBuilder, PathsBuilder,
 
 use crate::api::{ApiRoute, LIST_PARAMS, Shape};
 
-/// A name people type (`names::printable_text`): something besides
-/// spaces, and no control (Cc) or invisible format (Cf) character. The
-/// escapes read the same in Python's and Rust's regular expressions.
-const PRINTABLE_PATTERN: &str = concat!(
-    "^(?=.*\\S)[^",
-    "\\u0000-\\u001f\\u007f-\\u009f\\u00ad\\u0600-\\u0605\\u061c\\u06dd\\u070f\\u0890-\\u0891",
-    "\\u08e2\\u180e\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u206f\\ufeff",
-    "\\ufff9-\\ufffb\\U000110bd\\U000110cd\\U00013430-\\U0001343f\\U0001bca0-\\U0001bca3",
-    "\\U0001d173-\\U0001d17a\\U000e0001\\U000e0020-\\U000e007f",
-    "]{1,100}$"
-);
+/// Text people type (`names::printable_text`) of at most `$max`
+/// characters: something besides spaces, and no control (Cc) or invisible
+/// format (Cf) character. The escapes read the same in Python's and
+/// Rust's regular expressions.
+macro_rules! printable_pattern {
+    ($max:literal) => {
+        concat!(
+            "^(?=.*\\S)[^",
+            "\\u0000-\\u001f\\u007f-\\u009f\\u00ad\\u0600-\\u0605\\u061c\\u06dd\\u070f\\u0890-\\u0891",
+            "\\u08e2\\u180e\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u206f\\ufeff",
+            "\\ufff9-\\ufffb\\U000110bd\\U000110cd\\U00013430-\\U0001343f\\U0001bca0-\\U0001bca3",
+            "\\U0001d173-\\U0001d17a\\U000e0001\\U000e0020-\\U000e007f",
+            "]{1,",
+            $max,
+            "}$"
+        )
+    };
+}
+
+/// A token's name.
+const PRINTABLE_PATTERN: &str = printable_pattern!(100);
+/// A reason for a triage action.
+const REASON_PATTERN: &str = printable_pattern!(500);
 
 /// What a page's `next_cursor` looks like (`Cursor::encode`).
 const CURSOR_PATTERN: &str = "^[0-9]{1,18}_[0-9a-f]{32}$";
@@ -309,6 +321,18 @@ fn components() -> utoipa::openapi::Components {
         .schema(
             "Read",
             closed(vec![("id", uuid(false).into()), ("read", typed(Type::Boolean).into())]),
+        )
+        .schema(
+            "ReconcileRequest",
+            closed(vec![(
+                "reason",
+                typed(Type::String)
+                    .min_length(Some(1))
+                    .max_length(Some(500))
+                    .pattern(Some(REASON_PATTERN))
+                    .description(Some("Why the run is ended; kept on its failure and in the audit log."))
+                    .into(),
+            )]),
         )
         .schema("Token", token)
         .schema(

@@ -773,16 +773,26 @@ async fn system_run(State(state): State<AppState>, op: PlatformOperator, Path(id
     })
 }
 
+#[derive(serde::Deserialize)]
+struct TriageForm {
+    #[serde(default)]
+    reason: Option<String>,
+}
+
 async fn system_action(
     State(state): State<AppState>,
     op: PlatformOperator,
     Path((id, action)): Path<(String, String)>,
+    form: Result<Form<TriageForm>, axum::extract::rejection::FormRejection>,
 ) -> PageResult {
     let id: RunId = parse_id("id", &id).map_err(fail)?;
     if !["reconcile", "retry", "cancel"].contains(&action.as_str()) {
         return Err(fail(WebError::not_found("action")));
     }
-    let run = triage(state.engine(), &op.0, id, &action).await.map_err(fail)?;
+    let reason = form.ok().and_then(|Form(f)| f.reason);
+    let run = triage(state.engine(), &op.0, id, &action, reason.as_deref())
+        .await
+        .map_err(fail)?;
     Ok(Redirect::to(&format!("/system/runs/{}", run.id)).into_response())
 }
 

@@ -80,6 +80,42 @@ async fn the_api_answers_as_documented_at_its_edges() {
         )
         .await;
         assert_eq!(r.status(), 200);
+        // ending a run from the system plane needs a reason, kept on the
+        // run and in the audit log
+        let platform = login(&w.app, &w.user("platform").email).await;
+        let url = format!("/api/v1/system/runs/{}/reconcile", w.r1);
+        let (s, e) = api(&w.app, "POST", &url, Some(&platform), Some(json!({}))).await;
+        assert_eq!((s, e["error"]["field"].as_str()), (422, Some("reason")), "{e}");
+        let (s, e) = api(
+            &w.app,
+            "POST",
+            &url,
+            Some(&platform),
+            Some(json!({"reason": "\u{200B}"})),
+        )
+        .await;
+        assert_eq!((s, e["error"]["field"].as_str()), (422, Some("reason")), "{e}");
+        let (s, run) = api(
+            &w.app,
+            "POST",
+            &url,
+            Some(&platform),
+            Some(json!({"reason": "its tenant was offboarded"})),
+        )
+        .await;
+        assert_eq!(s, 200, "{run}");
+        assert_eq!(run["reason_code"], "run.stale_reconciled");
+        let message = run["failures"][0]["message"].as_str().unwrap();
+        assert!(
+            message.contains("platform operator") && message.contains("its tenant was offboarded"),
+            "{message}"
+        );
+        let audit = w.engine.audit_log(5).await.unwrap();
+        assert!(
+            audit
+                .iter()
+                .any(|a| a.entry.action == "run.reconcile" && a.entry.detail["reason"] == "its tenant was offboarded")
+        );
         // JSON has one number type
         let (s, t) = api(
             &w.app,

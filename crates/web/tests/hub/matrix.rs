@@ -159,11 +159,12 @@ fn cases() -> Vec<Case> {
         c("GET", "/api/v1/system/runs", Rule::System { anon: 401, ok: 200 }),
         c("GET", "/api/v1/system/failures", Rule::System { anon: 401, ok: 200 }),
         c("GET", "/api/v1/system/stuck", Rule::System { anon: 401, ok: 200 }),
-        c(
-            "POST",
-            "/api/v1/system/runs/{id}/reconcile",
-            Rule::System { anon: 401, ok: 200 },
-        ),
+        Case {
+            method: "POST",
+            template: "/api/v1/system/runs/{id}/reconcile",
+            rule: Rule::System { anon: 401, ok: 200 },
+            body: Some(("application/json", json!({"reason": "matrix"}).to_string())),
+        },
         c(
             "POST",
             "/api/v1/system/runs/{id}/retry",
