@@ -806,35 +806,80 @@ struct AuditT {
 async fn audit(State(state): State<AppState>, op: PlatformOperator) -> PageResult {
     let engine = state.engine();
     let log = engine.audit_log(200).await.map_err(fail)?;
-    let mut emails: HashMap<tenantatlas_domain::ids::UserId, String> = HashMap::new();
+    // names, not ids: who did it and to what
+    let emails: HashMap<String, String> = engine
+        .users()
+        .await
+        .map_err(fail)?
+        .into_iter()
+        .map(|u| (u.id.to_string(), u.email))
+        .collect();
+    let workspaces: HashMap<String, String> = engine
+        .list_workspaces()
+        .await
+        .map_err(fail)?
+        .into_iter()
+        .map(|w| (w.id.to_string(), w.name))
+        .collect();
+    let mut tenants: HashMap<String, String> = HashMap::new();
+    let mut runs: HashMap<String, String> = HashMap::new();
     let mut entries = Vec::new();
     for a in log {
-        let who = match a.entry.actor {
+        let e = a.entry;
+        let who = match e.actor {
             tenantatlas_domain::directory::Actor::User(u) => {
-                if let std::collections::hash_map::Entry::Vacant(slot) = emails.entry(u) {
-                    let e = engine
-                        .find_user(&u.to_string())
-                        .await
-                        .ok()
-                        .flatten()
-                        .map_or_else(|| u.to_string(), |u| u.email);
-                    slot.insert(e);
-                }
-                emails[&u].clone()
+                emails.get(&u.to_string()).cloned().unwrap_or_else(|| u.to_string())
             }
             tenantatlas_domain::directory::Actor::System => "system".into(),
             tenantatlas_domain::directory::Actor::Cli => "command line".into(),
         };
-        entries.push((
-            render::when(a.entry.at),
-            who,
-            a.entry.action,
-            format!(
-                "{} {}",
-                a.entry.target_type.unwrap_or_default(),
-                a.entry.target_id.unwrap_or_default()
-            ),
-        ));
+        let id = e.target_id.clone().unwrap_or_default();
+        let detail_name = e.detail.get("name").and_then(|n| n.as_str()).map(str::to_owned);
+        let target = match e.target_type.as_deref() {
+            Some("user") => {
+                let email = emails.get(&id).cloned().unwrap_or_else(|| id.clone());
+                match (e.action.starts_with("token."), detail_name) {
+                    (true, Some(n)) => format!("token {n:?} of {email}"),
+                    _ => format!("user {email}"),
+                }
+            }
+            Some("workspace") => format!("workspace {}", workspaces.get(&id).cloned().unwrap_or(id)),
+            Some("tenant") => {
+                if !tenants.contains_key(&id) {
+                    let name = match id.parse() {
+                        Ok(t) => engine.get_tenant(t).await.ok().flatten().map(|t| t.name),
+                        Err(_) => None,
+                    };
+                    tenants.insert(id.clone(), name.unwrap_or_else(|| id.clone()));
+                }
+                format!("tenant {}", tenants[&id])
+            }
+            Some("run") => {
+                if !runs.contains_key(&id) {
+                    let label = match id.parse() {
+                        Ok(r) => engine
+                            .get_run_for(Viewer::Everything, r)
+                            .await
+                            .ok()
+                            .map(|r| format!("{} run {}", r.op_type.label(), &id[..8.min(id.len())])),
+                        Err(_) => None,
+                    };
+                    runs.insert(id.clone(), label.unwrap_or_else(|| format!("run {id}")));
+                }
+                runs[&id].clone()
+            }
+            Some("schedule") => format!("schedule {:?}", detail_name.unwrap_or(id)),
+            Some(other) => format!("{other} {id}"),
+            None => String::new(),
+        };
+        let place = e
+            .workspace_id
+            .map(|w| workspaces.get(&w.to_string()).cloned().unwrap_or_else(|| w.to_string()));
+        let target = match place {
+            Some(p) if !target.starts_with("workspace ") => format!("{target} (in {p})"),
+            _ => target,
+        };
+        entries.push((render::when(e.at), who, e.action, target));
     }
     let names = Names::new();
     let chrome = chrome(&state, &op.0, &names).await?;

@@ -283,6 +283,43 @@ async fn tokens_members_schedules_and_users_are_administered_and_audited() {
             );
         }
 
+        // ... and the system plane's audit page names them, not their ids
+        let r = send(
+            &w.app,
+            req("GET", "/system/audit")
+                .header(header::COOKIE, &platform)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        let page = body_text(r).await;
+        for shown in [
+            "user operator@example.test (in A)",
+            "token &#34;ci&#34; of owner@example.test",
+            "schedule &#34;nightly synthetic&#34;",
+        ] {
+            assert!(page.contains(shown), "{shown} in the audit page");
+        }
+        for id in [id_of("operator"), id_of("owner")] {
+            assert!(!page.contains(&id), "a raw user id on the audit page");
+        }
+
+        // a platform operator who is no member gets a way on, not an empty chart
+        let r = send(
+            &w.app,
+            req("GET", "/admin")
+                .header(header::COOKIE, &platform)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        let page = body_text(r).await;
+        assert!(
+            page.contains("href=\"/system\"") && page.contains("no-workspace"),
+            "{page}"
+        );
+        assert!(!page.contains("figure class=\"chart\""), "no chart of nothing");
+
         // --- the settings page: a new token is shown once
         let page = |cookie: &str| {
             req("GET", "/admin/settings")
