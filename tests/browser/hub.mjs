@@ -225,6 +225,13 @@ try {
     await Promise.all([p.waitForNavigation(), p.click("#nav-operations")]);
     assert.match(p.url(), /problem=reconciled/, "the filter came back");
     assert.equal(await p.locator("select[name=problem]").inputValue(), "reconciled");
+    // ... and says so, with one click to clear
+    await p.locator("#restored-filters").waitFor();
+    await Promise.all([p.waitForNavigation(), p.click("#restored-filters a")]);
+    assert.equal(await p.locator("select[name=problem]").inputValue(), "", "cleared");
+    assert.equal(await p.locator("#restored-filters").count(), 0);
+    await p.goto("/admin/operations?problem=reconciled");
+    assert.equal(await p.locator("#restored-filters").count(), 0, "a filter asked for is not a restored one");
     await plat.page.goto("/system/stuck");
     await plat.page.goto("/system");
     assert.equal(await plat.page.locator("figure.chart svg[role=img]").count(), 2, "runs per day and durations");

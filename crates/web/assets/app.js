@@ -42,9 +42,32 @@
       q.delete("cursor");
       if (q.has("clear")) { sessionStorage.removeItem(key); }
       else if (q.toString()) { sessionStorage.setItem(key, q.toString()); }
-      else if (sessionStorage.getItem(key)) { location.replace("/admin/operations?" + sessionStorage.getItem(key)); return; }
+      else if (sessionStorage.getItem(key)) {
+        sessionStorage.setItem(key + ".restored", "1");
+        location.replace("/admin/operations?" + sessionStorage.getItem(key));
+        return;
+      }
+      // filters brought back from an earlier visit say so, with a way out
+      if (sessionStorage.getItem(key + ".restored")) {
+        sessionStorage.removeItem(key + ".restored");
+        var form = document.querySelector("form.filters") || document.querySelector("main form");
+        if (form) {
+          var note = document.createElement("p");
+          note.id = "restored-filters";
+          note.className = "notice";
+          note.appendChild(document.createTextNode("Showing the filters of your last visit. "));
+          var a = document.createElement("a");
+          a.href = "/admin/operations?clear=1";
+          a.textContent = "Clear filters";
+          note.appendChild(a);
+          form.parentNode.insertBefore(note, form);
+        }
+      }
     }
-    if (nav && sessionStorage.getItem(key)) nav.href = "/admin/operations?" + sessionStorage.getItem(key);
+    if (nav && sessionStorage.getItem(key)) {
+      nav.href = "/admin/operations?" + sessionStorage.getItem(key);
+      nav.addEventListener("click", function () { sessionStorage.setItem(key + ".restored", "1"); });
+    }
   }
   function toasts() {
     var box = document.getElementById("toasts");
