@@ -122,7 +122,7 @@ impl Engine {
         user: UserId,
         role: Role,
     ) -> Result<Membership> {
-        let current = self.changing_member(who, workspace, user, Some(role)).await?;
+        let current = self.changing_member(who, workspace, user).await?;
         let write = MembershipWrite {
             workspace_id: workspace,
             user_id: user,
@@ -142,7 +142,7 @@ impl Engine {
     /// Ends a membership (the user loses the workspace at their next
     /// request). A workspace keeps at least one owner.
     pub async fn remove_member(&self, who: Option<&User>, workspace: WorkspaceId, user: UserId) -> Result<()> {
-        self.changing_member(who, workspace, user, None).await?;
+        self.changing_member(who, workspace, user).await?;
         if !self
             .store()
             .remove_membership(workspace, user, actor_of(who), self.now())
@@ -153,25 +153,15 @@ impl Engine {
         Ok(())
     }
 
-    /// The membership `who` is about to change to `role` (`None`: end
-    /// it), once `who` may manage members and the workspace keeps an owner.
-    async fn changing_member(
-        &self,
-        who: Option<&User>,
-        workspace: WorkspaceId,
-        user: UserId,
-        role: Option<Role>,
-    ) -> Result<Membership> {
+    /// The membership `who` is about to change, once `who` may manage
+    /// members. (That the workspace keeps an owner is checked by the
+    /// write itself, inside its transaction.)
+    async fn changing_member(&self, who: Option<&User>, workspace: WorkspaceId, user: UserId) -> Result<Membership> {
         self.may_manage_members(who, workspace).await?;
-        let current = self
-            .store()
+        self.store()
             .membership(user, workspace)
             .await?
-            .ok_or(EngineError::NotFound("member"))?;
-        if current.role == Role::Owner && role != Some(Role::Owner) {
-            self.keep_an_owner(workspace, user).await?;
-        }
-        Ok(current)
+            .ok_or(EngineError::NotFound("member"))
     }
 
     async fn may_manage_members(&self, who: Option<&User>, workspace: WorkspaceId) -> Result<()> {
@@ -181,24 +171,6 @@ impl Engine {
             Some(m) if !m.role.has(Capability::ManageMembers) => Err(EngineError::Forbidden(Capability::ManageMembers)),
             Some(_) => Ok(()),
         }
-    }
-
-    /// Refuses to leave `workspace` without an owner when `leaving` stops
-    /// being one.
-    async fn keep_an_owner(&self, workspace: WorkspaceId, leaving: UserId) -> Result<()> {
-        let others = self
-            .store()
-            .members(workspace)
-            .await?
-            .iter()
-            .filter(|m| m.membership.role == Role::Owner && m.membership.user_id != leaving)
-            .count();
-        if others == 0 {
-            return Err(EngineError::Conflict(
-                "a workspace keeps at least one owner: make someone else owner first".into(),
-            ));
-        }
-        Ok(())
     }
 
     /// Every workspace, by name (server command line, system plane).

@@ -42,6 +42,32 @@ fn conflict_or(e: StoreError, what: &str) -> StoreError {
     }
 }
 
+/// The owners of `workspace`, counted with its row locked: on PostgreSQL
+/// concurrent membership changes of one workspace queue here (SQLite has
+/// one writer), so the count a change is judged on is the count it leaves.
+async fn owners_locked(conn: &mut Conn<'_>, workspace: WorkspaceId) -> Result<i64> {
+    conn.execute(&q("UPDATE workspaces SET name = name WHERE id = $1").bind(workspace))
+        .await?;
+    owners(conn, workspace).await
+}
+
+async fn owners(conn: &mut Conn<'_>, workspace: WorkspaceId) -> Result<i64> {
+    conn.one(&q("SELECT COUNT(*) AS n FROM memberships WHERE workspace_id = $1 AND role = 'owner'").bind(workspace))
+        .await?
+        .int("n")
+}
+
+/// A workspace that had an owner keeps one: the rule of every membership
+/// write, checked inside its transaction.
+fn keep_an_owner(before: i64, after: i64) -> Result<()> {
+    if before > 0 && after == 0 {
+        return Err(StoreError::Conflict(
+            "a workspace keeps at least one owner: make someone else owner first".into(),
+        ));
+    }
+    Ok(())
+}
+
 const TENANT_COLUMNS: &str = "id, workspace_id, name, provider, created_at";
 
 /// The tenants a membership is limited to (none when it covers all).
@@ -255,6 +281,7 @@ impl Directory for SqlStore {
     async fn put_membership(&self, m: &MembershipWrite, actor: Actor, now: Timestamp) -> Result<()> {
         let mut tx = self.begin().await?;
         let mut conn = tx.conn();
+        let before = owners_locked(&mut conn, m.workspace_id).await?;
         conn.execute(
             &q(
                 "INSERT INTO memberships (workspace_id, user_id, role, all_tenants, created_at, updated_at) \
@@ -290,6 +317,7 @@ impl Directory for SqlStore {
                 e => e,
             })?;
         }
+        keep_an_owner(before, owners(&mut conn, m.workspace_id).await?)?;
         let mut entry = audit(
             actor,
             now,
@@ -315,6 +343,7 @@ impl Directory for SqlStore {
     ) -> Result<bool> {
         let mut tx = self.begin().await?;
         let mut conn = tx.conn();
+        let before = owners_locked(&mut conn, workspace).await?;
         conn.execute(
             &q("DELETE FROM membership_tenants WHERE workspace_id = $1 AND user_id = $2")
                 .bind(workspace)
@@ -331,6 +360,7 @@ impl Directory for SqlStore {
         if gone == 0 {
             return Ok(false);
         }
+        keep_an_owner(before, owners(&mut conn, workspace).await?)?;
         let entry = audit(
             actor,
             now,

@@ -258,12 +258,7 @@ async fn api_users(State(state): State<AppState>, _op: PlatformOperator) -> Resu
 
 async fn disable(engine: &Engine, op: &User, user: &str) -> Result<User, WebError> {
     let id: UserId = parse_id("user", user)?;
-    let target = engine
-        .users()
-        .await?
-        .into_iter()
-        .find(|u| u.id == id)
-        .ok_or_else(|| WebError::not_found("user"))?;
+    let target = engine.resolve_user(&id.to_string()).await?;
     if target.id == op.id {
         return Err(WebError::new(
             StatusCode::CONFLICT,

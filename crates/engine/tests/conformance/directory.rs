@@ -177,3 +177,50 @@ pub async fn api_tokens_store_only_their_hash(db: Db) {
         "a disabled user's token is refused"
     );
 }
+
+/// A workspace keeps an owner under concurrency too: two owners demoted
+/// (or removed) at once leave exactly one.
+pub async fn a_workspace_keeps_an_owner_when_owners_leave_at_once(db: Db) {
+    let c = Ctx::new(db).await;
+    let e = &c.engine;
+    let pw = Password::parse("p", "a long enough password").unwrap();
+    let mut users = Vec::new();
+    for n in ["first", "second"] {
+        let email = Email::parse("e", &format!("{n}@owners.test")).unwrap();
+        users.push(e.add_user(&email, &pw, false, Actor::Cli).await.unwrap());
+    }
+    for round in 0..8 {
+        let name = WorkspaceName::parse("n", &format!("Owners {round}")).unwrap();
+        let ws = e.create_workspace(&name, Actor::Cli).await.unwrap();
+        for u in &users {
+            e.put_member(&ws, u, Role::Owner, None, Actor::Cli).await.unwrap();
+        }
+        let (a, b) = (users[0].id, users[1].id);
+        let (ra, rb) = if round % 2 == 0 {
+            let (x, y) = tokio::join!(
+                e.change_role(None, ws.id, a, Role::Readonly),
+                e.change_role(None, ws.id, b, Role::Readonly)
+            );
+            (x.map(drop), y.map(drop))
+        } else {
+            tokio::join!(e.remove_member(None, ws.id, a), e.remove_member(None, ws.id, b))
+        };
+        let refused = [&ra, &rb]
+            .iter()
+            .filter(|r| matches!(r, Err(EngineError::Conflict(m)) if m.contains("at least one owner")))
+            .count();
+        assert_eq!(
+            (ra.is_ok() as u8 + rb.is_ok() as u8, refused),
+            (1, 1),
+            "round {round}: {ra:?} {rb:?}"
+        );
+        let owners = e
+            .members(None, ws.id)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|m| m.membership.role == Role::Owner)
+            .count();
+        assert_eq!(owners, 1, "round {round}");
+    }
+}

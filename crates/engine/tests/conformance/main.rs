@@ -62,6 +62,7 @@ pub async fn claim(e: &Engine, id: RunId) -> Run {
 conformance! {
     crate::directory::workspaces_tenants_users_and_audit => workspaces_tenants_users_and_audit,
     crate::directory::memberships_and_entitlements => memberships_and_entitlements,
+    crate::directory::a_workspace_keeps_an_owner_when_owners_leave_at_once => a_workspace_keeps_an_owner_when_owners_leave_at_once,
     crate::directory::api_tokens_store_only_their_hash => api_tokens_store_only_their_hash,
     crate::starts::a_start_creates_a_queued_run_with_its_timeline => a_start_creates_a_queued_run_with_its_timeline,
     crate::starts::identical_starts_join_and_subscribe => identical_starts_join_and_subscribe,
