@@ -20,6 +20,14 @@ pub struct Cli {
     #[arg(long, env = "TENANTATLAS_ENABLE_SYNTHETIC", global = true, value_parser = clap::builder::FalseyValueParser::new())]
     pub enable_synthetic: bool,
 
+    /// Print exactly one JSON document on stdout (before or after the command).
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// The hub's external base URL (https://atlas.example.com), for the "View run" links printed.
+    #[arg(long, env = "TENANTATLAS_PUBLIC_URL", global = true, value_name = "URL", value_parser = public_url)]
+    pub public_url: Option<String>,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -57,8 +65,6 @@ pub enum Command {
         /// Only report what would be reconciled.
         #[arg(long)]
         dry_run: bool,
-        #[command(flatten)]
-        out: Json,
     },
     /// Cron schedules.
     #[command(subcommand)]
@@ -88,23 +94,17 @@ pub enum TokenCmd {
         /// (default: until revoked).
         #[arg(long, value_name = "DURATION")]
         expires_in: Option<String>,
-        #[command(flatten)]
-        out: Json,
     },
     /// List API tokens (never their secrets).
     List {
         /// Only this user's (e-mail or id).
         #[arg(long)]
         user: Option<String>,
-        #[command(flatten)]
-        out: Json,
     },
     /// Revoke an API token: the next request with it is refused.
     Revoke {
         /// The token's id (from `token list`).
         id: String,
-        #[command(flatten)]
-        out: Json,
     },
 }
 
@@ -191,28 +191,32 @@ pub enum ScheduleCmd {
         /// A parameter (repeatable).
         #[arg(long = "param", value_name = "KEY=VALUE")]
         params: Vec<String>,
-        #[command(flatten)]
-        out: Json,
     },
     /// List schedules.
-    List {
-        #[command(flatten)]
-        out: Json,
-    },
+    List {},
     /// Remove a schedule (by id or name); the runs it started stay.
     Remove {
         /// Its id or name.
         schedule: String,
-        #[command(flatten)]
-        out: Json,
     },
 }
 
-/// `--json`.
-#[derive(Debug, Args, Clone, Copy)]
+/// `--public-url`: an absolute http(s) URL with a host and no query or
+/// fragment; answered without its trailing slash.
+fn public_url(raw: &str) -> Result<String, String> {
+    let rule = "must be an absolute http(s) URL without query or fragment, such as https://atlas.example.com";
+    let url = url::Url::parse(raw.trim()).map_err(|_| rule.to_owned())?;
+    let web = matches!(url.scheme(), "http" | "https");
+    if !web || url.host_str().is_none() || url.query().is_some() || url.fragment().is_some() {
+        return Err(rule.to_owned());
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
+}
+
+/// Whether a command prints one JSON document (the global `--json`).
+#[derive(Debug, Clone, Copy)]
 pub struct Json {
     /// Print exactly one JSON document on stdout.
-    #[arg(long)]
     pub json: bool,
 }
 
@@ -223,14 +227,9 @@ pub enum WorkspaceCmd {
     Create {
         /// Its unique name.
         name: String,
-        #[command(flatten)]
-        out: Json,
     },
     /// List workspaces.
-    List {
-        #[command(flatten)]
-        out: Json,
-    },
+    List {},
 }
 
 /// Tenant commands.
@@ -246,16 +245,12 @@ pub enum TenantCmd {
         /// Where its data comes from: directory:PATH or graph:TENANT.
         #[arg(long)]
         provider: Option<String>,
-        #[command(flatten)]
-        out: Json,
     },
     /// List the tenants of a workspace.
     List {
         /// The workspace (id or name).
         #[arg(long)]
         workspace: String,
-        #[command(flatten)]
-        out: Json,
     },
 }
 
@@ -269,27 +264,18 @@ pub enum UserCmd {
         /// Give access to the system plane.
         #[arg(long)]
         platform_operator: bool,
-        #[command(flatten)]
-        out: Json,
     },
     /// List users.
-    List {
-        #[command(flatten)]
-        out: Json,
-    },
+    List {},
     /// Disable a user: their sessions and API tokens stop working at once.
     Disable {
         /// The user (e-mail or id).
         email: String,
-        #[command(flatten)]
-        out: Json,
     },
     /// Set a user's password, read from standard input; their sessions end.
     Passwd {
         /// The user (e-mail or id).
         email: String,
-        #[command(flatten)]
-        out: Json,
     },
 }
 
@@ -309,16 +295,12 @@ pub enum MemberCmd {
         /// Entitle to this tenant only (repeatable); none: every tenant.
         #[arg(long = "tenant")]
         tenants: Vec<String>,
-        #[command(flatten)]
-        out: Json,
     },
     /// List a workspace's members.
     List {
         /// The workspace (id or name).
         #[arg(long)]
         workspace: String,
-        #[command(flatten)]
-        out: Json,
     },
     /// Change a member's role, keeping their tenants.
     Role {
@@ -330,8 +312,6 @@ pub enum MemberCmd {
         /// owner, manager, operator or readonly.
         #[arg(long)]
         role: String,
-        #[command(flatten)]
-        out: Json,
     },
     /// Remove a member from a workspace.
     Remove {
@@ -340,8 +320,6 @@ pub enum MemberCmd {
         workspace: String,
         /// The user (id or e-mail).
         email: String,
-        #[command(flatten)]
-        out: Json,
     },
 }
 
@@ -371,8 +349,6 @@ pub enum RunCmd {
         /// 4 blocked, 5 cancelled.
         #[arg(long)]
         follow: bool,
-        #[command(flatten)]
-        out: Json,
     },
     /// Cancel a run: queued runs at once, running runs at their next heartbeat.
     Cancel {
@@ -381,8 +357,6 @@ pub enum RunCmd {
         /// Cancel as this user (authorized, audited).
         #[arg(long = "as", value_name = "EMAIL")]
         as_user: Option<String>,
-        #[command(flatten)]
-        out: Json,
     },
 }
 
@@ -395,8 +369,6 @@ pub enum RunsCmd {
     Show {
         /// The run id.
         run: String,
-        #[command(flatten)]
-        out: Json,
     },
 }
 
@@ -433,6 +405,4 @@ pub struct ListArgs {
     /// List what this user may see.
     #[arg(long = "as", value_name = "EMAIL")]
     pub as_user: Option<String>,
-    #[command(flatten)]
-    pub out: Json,
 }

@@ -61,14 +61,15 @@ pub async fn run(cli: Cli) -> Result<u8> {
         return Ok(0);
     }
     let engine = engine(&cli).await?;
+    let out = Json { json: cli.json };
     let result = match &cli.command {
         Command::Migrate => Ok(0),
-        Command::Workspace(c) => workspace(&engine, c).await.map(|()| 0),
-        Command::Tenant(c) => tenant(&engine, c).await.map(|()| 0),
-        Command::User(c) => user(&engine, c).await.map(|()| 0),
-        Command::Member(c) => member(&engine, c).await.map(|()| 0),
-        Command::Run(c) => run_cmd(&engine, c).await,
-        Command::Runs(c) => runs(&engine, c).await.map(|()| 0),
+        Command::Workspace(c) => workspace(&engine, c, out).await.map(|()| 0),
+        Command::Tenant(c) => tenant(&engine, c, out).await.map(|()| 0),
+        Command::User(c) => user(&engine, c, out).await.map(|()| 0),
+        Command::Member(c) => member(&engine, c, out).await.map(|()| 0),
+        Command::Run(c) => run_cmd(&engine, c, out, cli.public_url.as_deref()).await,
+        Command::Runs(c) => runs(&engine, c, out).await.map(|()| 0),
         Command::Worker(a) => {
             let listen = a.metrics_bind.as_deref().map(Listen::Metrics);
             node(&engine, Some(worker_config(a)), false, Duration::from_secs(15), listen)
@@ -76,9 +77,9 @@ pub async fn run(cli: Cli) -> Result<u8> {
                 .map(|()| 0)
         }
         Command::Serve(a) => serve(&engine, a).await.map(|()| 0),
-        Command::Reconcile { dry_run, out } => reconcile(&engine, *dry_run, *out).await.map(|()| 0),
-        Command::Schedule(c) => schedule(&engine, c).await.map(|()| 0),
-        Command::Token(c) => token(&engine, c).await.map(|()| 0),
+        Command::Reconcile { dry_run } => reconcile(&engine, *dry_run, out).await.map(|()| 0),
+        Command::Schedule(c) => schedule(&engine, c, out).await.map(|()| 0),
+        Command::Token(c) => token(&engine, c, out).await.map(|()| 0),
         Command::Demo { bind } => demo(&cli, bind).await.map(|()| 0),
     };
     engine.close().await;
@@ -210,13 +211,12 @@ async fn serve(engine: &Engine, a: &ServeArgs) -> Result<()> {
     .await
 }
 
-async fn token(e: &Engine, c: &TokenCmd) -> Result<()> {
+async fn token(e: &Engine, c: &TokenCmd, out: Json) -> Result<()> {
     match c {
         TokenCmd::Create {
             email,
             name,
             expires_in,
-            out,
         } => {
             let lifetime = expires_in
                 .as_deref()
@@ -240,7 +240,7 @@ async fn token(e: &Engine, c: &TokenCmd) -> Result<()> {
                 Ok(())
             }
         }
-        TokenCmd::List { user, out } => {
+        TokenCmd::List { user } => {
             let mut all = e.api_tokens(None).await?;
             if let Some(key) = user {
                 let u = e.resolve_user(key).await.map_err(|x| named(x, "--user", key))?;
@@ -263,7 +263,7 @@ async fn token(e: &Engine, c: &TokenCmd) -> Result<()> {
                 Ok(())
             }
         }
-        TokenCmd::Revoke { id, out } => {
+        TokenCmd::Revoke { id } => {
             let parsed = id
                 .trim()
                 .parse()
@@ -501,7 +501,7 @@ async fn reconcile(engine: &Engine, dry_run: bool, out: Json) -> Result<()> {
     Ok(())
 }
 
-async fn schedule(e: &Engine, c: &ScheduleCmd) -> Result<()> {
+async fn schedule(e: &Engine, c: &ScheduleCmd, out: Json) -> Result<()> {
     match c {
         ScheduleCmd::Add {
             name,
@@ -510,7 +510,6 @@ async fn schedule(e: &Engine, c: &ScheduleCmd) -> Result<()> {
             tenant,
             workspace,
             params,
-            out,
         } => {
             let cron = CronSpec::parse("--cron", cron)?;
             let op = e.executable_type("--type", op_type)?;
@@ -533,7 +532,7 @@ async fn schedule(e: &Engine, c: &ScheduleCmd) -> Result<()> {
                 Ok(())
             }
         }
-        ScheduleCmd::Remove { schedule, out } => {
+        ScheduleCmd::Remove { schedule } => {
             let s = e
                 .remove_schedule(None, schedule)
                 .await
@@ -545,7 +544,7 @@ async fn schedule(e: &Engine, c: &ScheduleCmd) -> Result<()> {
                 Ok(())
             }
         }
-        ScheduleCmd::List { out } => {
+        ScheduleCmd::List {} => {
             let all = e.list_schedules().await?;
             if out.json {
                 output::json(&json!({ "schedules": all.iter().map(schedule_json).collect::<Vec<_>>() }))
@@ -624,9 +623,9 @@ fn parse_run_id(s: &str) -> Result<RunId> {
         .map_err(|_| CliError::Usage("run: must be a run id (a UUID)".into()))
 }
 
-async fn workspace(e: &Engine, c: &WorkspaceCmd) -> Result<()> {
+async fn workspace(e: &Engine, c: &WorkspaceCmd, out: Json) -> Result<()> {
     match c {
-        WorkspaceCmd::Create { name, out } => {
+        WorkspaceCmd::Create { name } => {
             let name = WorkspaceName::parse("name", name)?;
             let ws = e.create_workspace(&name, Actor::Cli).await?;
             if out.json {
@@ -636,7 +635,7 @@ async fn workspace(e: &Engine, c: &WorkspaceCmd) -> Result<()> {
                 Ok(())
             }
         }
-        WorkspaceCmd::List { out } => {
+        WorkspaceCmd::List {} => {
             let all = e.list_workspaces().await?;
             if out.json {
                 let items: Vec<_> = all.iter().map(|w| json!({ "id": w.id, "name": w.name })).collect();
@@ -655,13 +654,12 @@ fn tenant_json(t: &Tenant) -> serde_json::Value {
     json!({ "id": t.id, "workspace_id": t.workspace_id, "name": t.name, "provider": t.provider })
 }
 
-async fn tenant(e: &Engine, c: &TenantCmd) -> Result<()> {
+async fn tenant(e: &Engine, c: &TenantCmd, out: Json) -> Result<()> {
     match c {
         TenantCmd::Add {
             workspace,
             name,
             provider,
-            out,
         } => {
             let name = TenantName::parse("name", name)?;
             let provider = provider
@@ -680,7 +678,7 @@ async fn tenant(e: &Engine, c: &TenantCmd) -> Result<()> {
                 Ok(())
             }
         }
-        TenantCmd::List { workspace, out } => {
+        TenantCmd::List { workspace } => {
             let ws = e
                 .resolve_workspace(workspace)
                 .await
@@ -712,12 +710,11 @@ fn read_password() -> Result<String> {
     Ok(line.trim_end_matches(['\n', '\r']).to_owned())
 }
 
-async fn user(e: &Engine, c: &UserCmd) -> Result<()> {
+async fn user(e: &Engine, c: &UserCmd, out: Json) -> Result<()> {
     match c {
         UserCmd::Add {
             email,
             platform_operator,
-            out,
         } => {
             let email = Email::parse("email", email)?;
             let password = Password::parse("password", &read_password()?)?;
@@ -734,7 +731,7 @@ async fn user(e: &Engine, c: &UserCmd) -> Result<()> {
                 Ok(())
             }
         }
-        UserCmd::List { out } => {
+        UserCmd::List {} => {
             let all = e.users().await?;
             if out.json {
                 output::json(&json!({ "users": all.iter().map(user_json).collect::<Vec<_>>() }))
@@ -752,7 +749,7 @@ async fn user(e: &Engine, c: &UserCmd) -> Result<()> {
                 Ok(())
             }
         }
-        UserCmd::Disable { email, out } => {
+        UserCmd::Disable { email } => {
             let u = e.resolve_user(email).await.map_err(|x| named(x, "user", email))?;
             e.disable_user(&u, Actor::Cli).await?;
             let u = e.resolve_user(email).await?;
@@ -763,7 +760,7 @@ async fn user(e: &Engine, c: &UserCmd) -> Result<()> {
                 Ok(())
             }
         }
-        UserCmd::Passwd { email, out } => {
+        UserCmd::Passwd { email } => {
             let u = e.resolve_user(email).await.map_err(|x| named(x, "user", email))?;
             let password = Password::parse("password", &read_password()?)?;
             e.change_password(&u, &password, Actor::Cli).await?;
@@ -777,14 +774,13 @@ async fn user(e: &Engine, c: &UserCmd) -> Result<()> {
     }
 }
 
-async fn member(e: &Engine, c: &MemberCmd) -> Result<()> {
+async fn member(e: &Engine, c: &MemberCmd, out: Json) -> Result<()> {
     match c {
         MemberCmd::Add {
             workspace,
             email,
             role,
             tenants,
-            out,
         } => {
             let role = Role::parse("--role", role)?;
             let (ws, user) = workspace_and_user(e, workspace, email).await?;
@@ -816,7 +812,7 @@ async fn member(e: &Engine, c: &MemberCmd) -> Result<()> {
                 Ok(())
             }
         }
-        MemberCmd::List { workspace, out } => {
+        MemberCmd::List { workspace } => {
             let ws = e
                 .resolve_workspace(workspace)
                 .await
@@ -832,12 +828,7 @@ async fn member(e: &Engine, c: &MemberCmd) -> Result<()> {
                 Ok(())
             }
         }
-        MemberCmd::Role {
-            workspace,
-            email,
-            role,
-            out,
-        } => {
+        MemberCmd::Role { workspace, email, role } => {
             let role = Role::parse("--role", role)?;
             let (ws, user) = workspace_and_user(e, workspace, email).await?;
             let m = e
@@ -851,7 +842,7 @@ async fn member(e: &Engine, c: &MemberCmd) -> Result<()> {
                 Ok(())
             }
         }
-        MemberCmd::Remove { workspace, email, out } => {
+        MemberCmd::Remove { workspace, email } => {
             let (ws, user) = workspace_and_user(e, workspace, email).await?;
             e.remove_member(None, ws.id, user.id)
                 .await
@@ -877,7 +868,7 @@ fn parse_pairs(raw: &[String]) -> Result<Vec<(String, String)>> {
         .collect()
 }
 
-async fn run_cmd(e: &Engine, c: &RunCmd) -> Result<u8> {
+async fn run_cmd(e: &Engine, c: &RunCmd, out: Json, public_url: Option<&str>) -> Result<u8> {
     match c {
         RunCmd::Start {
             op_type,
@@ -886,7 +877,6 @@ async fn run_cmd(e: &Engine, c: &RunCmd) -> Result<u8> {
             params,
             as_user,
             follow,
-            out,
         } => {
             let op = e.executable_type("TYPE", op_type)?;
             let params = e.parse_params(op, RawParams::Pairs(&parse_pairs(params)?))?;
@@ -907,7 +897,8 @@ async fn run_cmd(e: &Engine, c: &RunCmd) -> Result<u8> {
                 } else {
                     println!("{label} queued on {:?}: run {}", tenant.name, started.run.id);
                 }
-                println!("View run: {}", tenantatlas_domain::notify::run_view_url(started.run.id));
+                let path = tenantatlas_domain::notify::run_view_url(started.run.id);
+                println!("View run: {}{path}", public_url.unwrap_or_default());
             }
             if !follow {
                 if out.json {
@@ -934,7 +925,7 @@ async fn run_cmd(e: &Engine, c: &RunCmd) -> Result<u8> {
             }
             Ok(crate::follow::exit_code(outcome))
         }
-        RunCmd::Cancel { run, as_user, out } => {
+        RunCmd::Cancel { run, as_user } => {
             let id = parse_run_id(run)?;
             let who = resolve_as(e, as_user.as_deref()).await?;
             let initiator = who.as_ref().map_or(Initiator::System, |u| Initiator::User(u.id));
@@ -972,10 +963,10 @@ async fn tenant_names(e: &Engine, ids: impl Iterator<Item = TenantId>) -> Result
     Ok(names)
 }
 
-async fn runs(e: &Engine, c: &RunsCmd) -> Result<()> {
+async fn runs(e: &Engine, c: &RunsCmd, out: Json) -> Result<()> {
     match c {
-        RunsCmd::List(a) => list(e, a).await,
-        RunsCmd::Show { run, out } => {
+        RunsCmd::List(a) => list(e, a, out).await,
+        RunsCmd::Show { run } => {
             let id = parse_run_id(run)?;
             let detail = e.run_detail(Viewer::Everything, id).await.map_err(|x| match x {
                 EngineError::NotFound(_) => CliError::Failed(format!("run {id} not found")),
@@ -1019,7 +1010,7 @@ async fn runs(e: &Engine, c: &RunsCmd) -> Result<()> {
     }
 }
 
-async fn list(e: &Engine, a: &ListArgs) -> Result<()> {
+async fn list(e: &Engine, a: &ListArgs, out: Json) -> Result<()> {
     if a.limit == 0 || a.limit > 500 {
         return Err(FieldError::new("--limit", "must be between 1 and 500").into());
     }
@@ -1074,7 +1065,7 @@ async fn list(e: &Engine, a: &ListArgs) -> Result<()> {
     let page = e.list_runs(viewer, filter, a.limit, cursor).await?;
     let views: Vec<_> = page.runs.iter().map(|r| e.view(r)).collect();
     let next = page.next_cursor.map(|c| c.encode());
-    if a.out.json {
+    if out.json {
         output::json(&json!({ "runs": views, "next_cursor": next }))
     } else {
         let names = tenant_names(e, page.runs.iter().filter_map(|r| r.tenant_id)).await?;

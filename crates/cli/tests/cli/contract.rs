@@ -185,6 +185,31 @@ fn run_start_shapes_dedupe_and_refusals() {
         ]);
         assert_eq!(again["joined"], true);
         assert_eq!(again["run"]["id"], run["id"]);
+        // `--json` is global: before the command as well as after it
+        let before_command = db.json(&["--json", "runs", "show", run["id"].as_str().unwrap()]);
+        assert_eq!(before_command["id"], run["id"]);
+        // the "View run" link carries the hub's public URL when it is known
+        let id = run["id"].as_str().unwrap();
+        let text = db.ok(&[
+            "--enable-synthetic",
+            "--public-url",
+            "https://atlas.example.com/",
+            "run",
+            "start",
+            "synthetic",
+            "--param",
+            "key=nightly",
+            "--tenant",
+            "Tenant A",
+        ]);
+        assert!(
+            text.contains(&format!("View run: https://atlas.example.com/admin/operations/{id}\n")),
+            "{text}"
+        );
+        let bad = db.run(&["--public-url", "atlas.example.com", "runs", "list"]);
+        assert_eq!(bad.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&bad.stderr);
+        assert!(err.contains("--public-url") && err.contains("http(s) URL"), "{err}");
         // refused: exit 3, nothing created
         let before = db.run_count();
         assert!(
