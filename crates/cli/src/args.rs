@@ -141,7 +141,7 @@ pub struct ServeArgs {
     pub bind: String,
     /// The hub is reached over HTTPS (a TLS proxy in front): session
     /// cookies get `Secure` and the `__Host-` prefix.
-    #[arg(long, env = "TENANTATLAS_BEHIND_TLS")]
+    #[arg(long, env = "TENANTATLAS_BEHIND_TLS", value_parser = clap::builder::FalseyValueParser::new())]
     pub behind_tls: bool,
     /// Proxies in front of the hub (CIDRs, comma-separated or repeated):
     /// when one of them connects, the client is the address it names in
@@ -345,7 +345,7 @@ pub enum RunCmd {
         #[arg(long = "as", value_name = "EMAIL")]
         as_user: Option<String>,
         /// Follow the run to its end with a progress bar; the exit code is
-        /// its outcome: 0 succeeded, 1 failed, 2 partially succeeded,
+        /// its outcome: 0 succeeded, 1 failed, 6 partially succeeded,
         /// 4 blocked, 5 cancelled.
         #[arg(long)]
         follow: bool,

@@ -57,7 +57,11 @@ pub async fn run(cli: Cli) -> Result<u8> {
         tenantatlas_store::migrate(&cli.database_url)
             .await
             .map_err(|e| CliError::Failed(format!("cannot migrate the database: {e}")))?;
-        println!("migrations applied");
+        if cli.json {
+            output::json(&json!({ "migrations": "applied" }))?;
+        } else {
+            println!("migrations applied");
+        }
         return Ok(0);
     }
     let engine = engine(&cli).await?;

@@ -41,7 +41,7 @@ impl Engine {
     ) -> Result<Schedule> {
         let name = tenantatlas_domain::names::printable_text("name", name, 100)?;
         let name = name.as_str();
-        let target = match (self.spec(op)?.scope, tenant) {
+        let target = match (self.enabled_spec(op)?.scope, tenant) {
             (Scope::Tenant, Some(t)) => {
                 let t = self
                     .store()
@@ -113,17 +113,6 @@ impl Engine {
             .into_iter()
             .find(|s| s.id.to_string() == key || s.name.eq_ignore_ascii_case(key.trim()))
             .ok_or(EngineError::NotFound("schedule"))?;
-        if self
-            .config()
-            .catalog
-            .iter()
-            .any(|spec| spec.schedule.is_some_and(|k| k.name == found.name))
-        {
-            return Err(EngineError::Refused(format!(
-                "{:?} is kept by every node (it is recreated at start); it cannot be removed",
-                found.name
-            )));
-        }
         if let Some(u) = who {
             match (found.workspace_id, found.tenant_id) {
                 (Some(ws), Some(t)) => {
@@ -140,6 +129,18 @@ impl Engine {
                 _ if u.platform_operator => {}
                 _ => return Err(EngineError::NotFound("schedule")),
             }
+        }
+        // after authorization: who may not see a schedule learns nothing of it
+        if self
+            .config()
+            .catalog
+            .iter()
+            .any(|spec| spec.schedule.is_some_and(|k| k.name == found.name))
+        {
+            return Err(EngineError::Refused(format!(
+                "{:?} is kept by every node (it is recreated at start); it cannot be removed",
+                found.name
+            )));
         }
         if !self
             .store()
@@ -178,6 +179,11 @@ impl Engine {
                 tracing::warn!(schedule = %s.name, op = %s.op_type, "this build cannot run the schedule's type; skipped");
                 continue;
             };
+            if let Err(e) = self.enabled_spec(s.op_type) {
+                // another node, given the opt-in, fires it
+                tracing::debug!(schedule = %s.name, error = %e, "the schedule's type is not enabled here; skipped");
+                continue;
+            }
             let cron = match CronSpec::parse("cron", &s.cron) {
                 Ok(c) => c,
                 Err(e) => {

@@ -51,17 +51,12 @@ impl Engine {
         membership: Option<&Membership>,
         op: OperationType,
     ) -> Result<Option<UserId>> {
-        let spec = self.spec(op)?;
+        let spec = self.enabled_spec(op)?;
         if spec.scope == Scope::System {
             return Err(EngineError::Refused(format!(
                 "{} is a system operation; it runs on its schedule and cannot be started for a tenant",
                 spec.name()
             )));
-        }
-        if let Some(how) = spec.opt_in
-            && !self.config().enable_synthetic
-        {
-            return Err(EngineError::Refused(format!("{} is disabled; {how}", spec.name())));
         }
         match who {
             Initiator::System => Ok(None),
@@ -132,6 +127,20 @@ impl Engine {
     /// type's handler, whose spec it answers.
     pub fn spec(&self, op: OperationType) -> Result<&'static TypeSpec> {
         self.config().catalog.spec(op).ok_or(EngineError::Unavailable(op))
+    }
+
+    /// [`Engine::spec`], and the type's opt-in given to this process: what
+    /// starts a run or keeps a schedule for it checks this (one rule for
+    /// opt-in types: a process without the opt-in neither offers, starts,
+    /// schedules nor executes them).
+    pub fn enabled_spec(&self, op: OperationType) -> Result<&'static TypeSpec> {
+        let spec = self.spec(op)?;
+        match spec.opt_in {
+            Some(how) if !self.config().enable_synthetic => {
+                Err(EngineError::Refused(format!("{} is disabled; {how}", spec.name())))
+            }
+            _ => Ok(spec),
+        }
     }
 
     /// Parses and validates start parameters of `op` (parsed once, at the

@@ -34,6 +34,7 @@ pub(crate) fn routes() -> axum::Router<AppState> {
         .route("/api/v1/runs", get(list))
         .route("/api/v1/runs/{id}", get(detail))
         .route("/api/v1/runs/{id}/cancel", post(cancel))
+        .route("/api/v1/runs/{id}/retry", post(retry))
         .route("/api/v1/notifications", get(notifications))
         .route("/api/v1/notifications/{id}/read", post(mark_read))
         .route("/api/v1/system/runs", get(system_runs))
@@ -134,7 +135,7 @@ pub(crate) fn parse_list(q: &HashMap<String, String>) -> Result<ListQuery, WebEr
     if let Some(k) = q.keys().find(|k| !LIST_PARAMS.iter().any(|(p, _)| p == k)) {
         return Err(WebError::invalid(
             k,
-            "is not a filter; use tenant, type, status, problem, since, until, limit or cursor",
+            "is not a filter; use workspace, tenant, type, status, problem, since, until, limit or cursor",
         ));
     }
     let mut filter = RunFilter::default();
@@ -265,17 +266,46 @@ async fn start(
     };
     let params = engine.parse_params(op, RawParams::Json(params))?;
     let started = engine.start(Initiator::User(user.id), tenant, op, params).await?;
+    Ok(started_response(engine, op, &started))
+}
+
+/// A start's answer: 202 with a new run, 200 when it joined an active one.
+fn started_response(engine: &Engine, op: OperationType, started: &tenantatlas_engine::Started) -> Response {
     let toast = StartToast::for_start(op, started.run.id, started.joined);
     let status = if started.joined {
         StatusCode::OK
     } else {
         StatusCode::ACCEPTED
     };
-    Ok((
+    (
         status,
         Json(json!({"run": view_json(engine, &started.run), "joined": started.joined, "toast": toast})),
     )
-        .into_response())
+        .into_response()
+}
+
+/// Starts a run's type again on its tenant with the same parameters, as
+/// the caller (who needs the type's start capability); a run like it that
+/// is still active is joined.
+async fn retry(
+    State(state): State<AppState>,
+    ApiCaller(user): ApiCaller,
+    Path(id): Path<String>,
+) -> Result<Response, WebError> {
+    let id: RunId = parse_id("id", &id)?;
+    let engine = state.engine();
+    let run = engine.get_run_for(Viewer::User(user.id), id).await?;
+    let Some(tenant) = run.tenant_id else {
+        return Err(WebError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            "system runs start on their schedule",
+        ));
+    };
+    let started = engine
+        .start(Initiator::User(user.id), tenant, run.op_type, run.params.clone())
+        .await?;
+    Ok(started_response(engine, run.op_type, &started))
 }
 
 async fn list(State(state): State<AppState>, ApiCaller(user): ApiCaller, q: ApiQuery) -> Result<Json<Value>, WebError> {
@@ -496,6 +526,8 @@ pub enum Shape {
     List,
     /// A start request body; answers the started (or joined) run.
     Start,
+    /// No body; starts a run again: answers the started (or joined) run.
+    Restart,
     /// A JSON request body (the first named schema); answers the second.
     Body(&'static str, &'static str),
     /// A JSON request body that creates something: 201 with the second.
@@ -550,6 +582,12 @@ pub const ROUTES: &[ApiRoute] = &[
         "/api/v1/runs/{id}/cancel",
         "Cancel a run (needs runs.cancel).",
         Shape::Plain("Run"),
+    ),
+    route(
+        "post",
+        "/api/v1/runs/{id}/retry",
+        "Start the run's type again with the same parameters (needs the type's start capability); joins an active run like it.",
+        Shape::Restart,
     ),
     route(
         "get",

@@ -439,6 +439,7 @@ pub(crate) fn document(routes: &[ApiRoute]) -> Value {
             Shape::Plain(s) => (s, None),
             Shape::List => ("RunPage", None),
             Shape::Start => ("Started", Some("StartRequest")),
+            Shape::Restart => ("Started", None),
             Shape::Body(req, s) | Shape::Create(req, s) => (s, Some(req)),
         };
         let ok = if matches!(r.shape, Shape::Create(..)) {
@@ -458,8 +459,11 @@ pub(crate) fn document(routes: &[ApiRoute]) -> Value {
         } else if r.shape == Shape::List {
             op = op.response("422", json_response("Bad filter, naming the parameter", "Error"));
         }
-        if r.shape == Shape::Start {
+        if matches!(r.shape, Shape::Start | Shape::Restart) {
             op = op.response("202", json_response("Queued: a new run", "Started"));
+        }
+        if r.shape == Shape::Restart {
+            op = op.response("409", json_response("A system run: it starts on its schedule", "Error"));
         }
         if r.path.contains("/members/") || r.path.ends_with("/disable") {
             op = op.response(

@@ -217,8 +217,14 @@ async fn api_role(
         }
     };
     let engine = state.engine();
-    engine.change_role(Some(&user), ws, member, role).await?;
-    Ok(Json(member_json(&member_of(engine, &user, ws, member).await?)))
+    // read the member first: an owner who demotes themselves may no longer
+    // list the members afterwards, yet the change was made
+    let before = member_of(engine, &user, ws, member).await?;
+    let membership = engine.change_role(Some(&user), ws, member, role).await?;
+    Ok(Json(member_json(&Member {
+        membership,
+        email: before.email,
+    })))
 }
 
 async fn api_remove_member(

@@ -48,6 +48,7 @@ fn migrate_and_admin_verbs() {
     both(|db| {
         assert_eq!(db.ok(&["migrate"]).trim(), "migrations applied");
         assert_eq!(db.ok(&["migrate"]).trim(), "migrations applied", "idempotent");
+        assert_eq!(db.json(&["--json", "migrate"])["migrations"], "applied");
         let (ws, tenant) = seed(db);
         assert_eq!(ws["name"], "Contoso MSP");
         assert_eq!(tenant["workspace_id"], ws["id"]);

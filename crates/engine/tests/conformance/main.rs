@@ -97,6 +97,7 @@ conformance! {
     crate::work::sweep_reconciles_stale_runs_visibly => sweep_reconciles_stale_runs_visibly,
     crate::work::adaptive_thresholds_learn_from_recent_runs => adaptive_thresholds_learn_from_recent_runs,
     crate::work::schedules_fire_once_per_fire_time => schedules_fire_once_per_fire_time,
+    crate::work::schedules_of_an_opt_in_type_need_the_opt_in => schedules_of_an_opt_in_type_need_the_opt_in,
     crate::worker::a_worker_runs_counted_work_to_completion => a_worker_runs_counted_work_to_completion,
     crate::worker::retries_back_off_then_succeed_without_redoing_units => retries_back_off_then_succeed_without_redoing_units,
     crate::worker::cancellation_reaches_a_running_handler => cancellation_reaches_a_running_handler,

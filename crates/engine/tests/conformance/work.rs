@@ -568,3 +568,40 @@ pub async fn schedules_fire_once_per_fire_time(db: Db) {
         .unwrap_err();
     assert!(matches!(bad, tenantatlas_engine::EngineError::Invalid(ref f) if f.field == "tenant"));
 }
+
+pub async fn schedules_of_an_opt_in_type_need_the_opt_in(db: Db) {
+    let c = Ctx::new(db).await;
+    let s = c.seed().await;
+    let e = &c.engine;
+    let plain = tenantatlas_engine::Engine::new(
+        c.db.open().await,
+        c.clock.clone(),
+        tenantatlas_engine::EngineConfig {
+            enable_synthetic: false,
+            ..e.config().clone()
+        },
+    );
+    c.clock
+        .set(tenantatlas_domain::Timestamp::parse_rfc3339("t", "2026-11-23T01:00:00Z").unwrap());
+    let cron = CronSpec::parse("cron", "0 2 * * *").unwrap();
+    let op = OperationType::Synthetic;
+    let refused = plain
+        .put_schedule("synthetic A", &cron, Some(s.a), op, params(op, json!({})), Actor::Cli)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, tenantatlas_engine::EngineError::Refused(ref m) if m.contains("TENANTATLAS_ENABLE_SYNTHETIC")),
+        "{refused:?}"
+    );
+    assert!(c.store.list_schedules().await.unwrap().is_empty(), "nothing written");
+    e.put_schedule("synthetic A", &cron, Some(s.a), op, params(op, json!({})), Actor::Cli)
+        .await
+        .unwrap();
+    c.clock
+        .set(tenantatlas_domain::Timestamp::parse_rfc3339("t", "2026-11-23T02:00:05Z").unwrap());
+    assert!(
+        plain.schedule_tick().await.unwrap().is_empty(),
+        "a node without the opt-in leaves the schedule to one that has it"
+    );
+    assert_eq!(e.schedule_tick().await.unwrap().len(), 1);
+}

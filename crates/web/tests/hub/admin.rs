@@ -169,6 +169,8 @@ async fn tokens_members_schedules_and_users_are_administered_and_audited() {
         // a schedule every node keeps cannot be removed
         w.engine.ensure_system_schedules().await.unwrap();
         let prune = w.engine.list_schedules().await.unwrap()[0].clone();
+        let (s, err) = post(&w.app, &format!("/api/v1/schedules/{}/remove", prune.id), &owner).await;
+        assert_eq!(s, 404, "who may not remove it learns nothing of it: {err}");
         let (s, err) = post(&w.app, &format!("/api/v1/schedules/{}/remove", prune.id), &platform).await;
         assert_eq!(s, 403, "{err}");
 
@@ -226,6 +228,26 @@ async fn tokens_members_schedules_and_users_are_administered_and_audited() {
         )
         .await;
         assert_eq!(s, 409, "the last owner stays: {err}");
+        // an owner who demotes themselves gets the change back (it was made)
+        let (s, m) = api(
+            &w.app,
+            "POST",
+            &role_url("readonly"),
+            Some(&owner),
+            Some(json!({"role": "owner"})),
+        )
+        .await;
+        assert_eq!((s, m["role"].as_str()), (200, Some("owner")), "{m}");
+        let (s, m) = api(
+            &w.app,
+            "POST",
+            &role_url("readonly"),
+            Some(&ro),
+            Some(json!({"role": "readonly"})),
+        )
+        .await;
+        assert_eq!((s, m["role"].as_str()), (200, Some("readonly")), "{m}");
+        conforms("Member", &m);
         // a removed member loses the workspace at their next request
         let r1 = format!("/api/v1/runs/{}", w.r1);
         assert_eq!(api(&w.app, "GET", &r1, Some(&ro), None).await.0, 200);

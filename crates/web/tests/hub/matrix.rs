@@ -147,6 +147,11 @@ fn cases() -> Vec<Case> {
             Rule::TenantCap { anon: 401, ok: 200 },
         ),
         c(
+            "POST",
+            "/api/v1/runs/{id}/retry",
+            Rule::TenantCap { anon: 401, ok: OK2 },
+        ),
+        c(
             "GET",
             "/api/v1/notifications",
             Rule::SignedIn { anon: 401, signed: 200 },
