@@ -384,7 +384,7 @@ pub struct ListArgs {
     /// Only this operation type.
     #[arg(long = "type", value_name = "TYPE")]
     pub op_type: Option<String>,
-    /// Only this status bucket: queued, running, succeeded, partial, failed, cancelled.
+    /// Only this status: queued, running, succeeded, partial, failed (failed or blocked), blocked, cancelled.
     #[arg(long)]
     pub status: Option<String>,
     /// Only this problem class: active, active_stale, needs_follow_up, reconciled, ok, cancelled.

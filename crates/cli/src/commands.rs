@@ -13,7 +13,7 @@ use tenantatlas_domain::catalog::OperationType;
 use tenantatlas_domain::directory::{Actor, Tenant, User};
 use tenantatlas_domain::ids::{RunId, TenantId, UserId};
 use tenantatlas_domain::lifecycle::Outcome;
-use tenantatlas_domain::lifecycle::StatusBucket;
+use tenantatlas_domain::lifecycle::StatusFilter;
 use tenantatlas_domain::names::{Email, Password, ProviderSpec, TenantName, TokenLifetime, WorkspaceName};
 use tenantatlas_domain::params::RawParams;
 use tenantatlas_domain::problem::ProblemClass;
@@ -917,11 +917,7 @@ async fn run_cmd(e: &Engine, c: &RunCmd, out: Json, public_url: Option<&str>) ->
                 output::json(&json!({ "run": e.view(&run), "joined": started.joined }))?;
             } else {
                 let view = e.view(&run);
-                println!(
-                    "{label} {} ({})",
-                    outcome.as_str().replace('_', " "),
-                    output::progress(&view.progress)
-                );
+                println!("{label} {} ({})", view.word(), output::progress(&view.progress));
                 if let Some(code) = run.reason_code {
                     println!("Reason: {} — {}", code.as_str(), code.info().message);
                     println!("Next step: {}", code.info().next_step);
@@ -1039,10 +1035,10 @@ async fn list(e: &Engine, a: &ListArgs, out: Json) -> Result<()> {
             .as_deref()
             .map(|t| OperationType::parse("--type", t))
             .transpose()?,
-        bucket: a
+        status: a
             .status
             .as_deref()
-            .map(|s| StatusBucket::parse("--status", s))
+            .map(|s| StatusFilter::parse("--status", s))
             .transpose()?,
         problem: a
             .problem

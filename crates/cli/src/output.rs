@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use tenantatlas_domain::ids::{TenantId, UserId};
+use tenantatlas_domain::problem::ProblemClass;
 use tenantatlas_domain::timeline::RunEvent;
 use tenantatlas_domain::view::{ProgressView, RunView};
 
@@ -33,14 +34,12 @@ pub fn progress(p: &ProgressView) -> String {
     }
 }
 
-/// The status column: bucket and problem class.
-pub fn status(v: &RunView) -> String {
-    let bucket = v.bucket.as_str();
-    let class = v.problem_class.as_str();
-    if class == bucket || (class == "ok" && bucket == "succeeded") || class == "active" {
-        bucket.to_owned()
-    } else {
-        format!("{bucket} ({class})")
+/// The problem column: the class, when it says more than the status.
+pub fn problem(v: &RunView) -> &'static str {
+    match v.problem_class {
+        ProblemClass::Active | ProblemClass::Ok => "",
+        ProblemClass::Cancelled if v.word() == "cancelled" => "",
+        c => c.label(),
     }
 }
 
@@ -51,6 +50,7 @@ pub fn runs_table(runs: &[RunView], tenant_names: &HashMap<TenantId, String>) ->
         "TYPE".to_owned(),
         "TENANT".to_owned(),
         "STATUS".to_owned(),
+        "PROBLEM".to_owned(),
         "PROGRESS".to_owned(),
         "CREATED".to_owned(),
     ]];
@@ -63,12 +63,13 @@ pub fn runs_table(runs: &[RunView], tenant_names: &HashMap<TenantId, String>) ->
             v.id.to_string(),
             v.op_type.as_str().to_owned(),
             tenant,
-            status(v),
+            v.word().to_owned(),
+            problem(v).to_owned(),
             progress(&v.progress),
             v.created_at.to_rfc3339(),
         ]);
     }
-    let widths: Vec<usize> = (0..6)
+    let widths: Vec<usize> = (0..7)
         .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
         .collect();
     let mut out = String::new();
@@ -84,14 +85,7 @@ pub fn run_detail(v: &RunView, tenant: Option<&str>, events: &[RunEvent], emails
     let mut out = String::new();
     let _ = writeln!(out, "Run {}  {} ({})", v.id, v.label, v.op_type.as_str());
     let _ = writeln!(out, "Tenant:     {}", tenant.unwrap_or("(system)"));
-    let outcome = v.outcome.map(|o| format!(" — {}", o.as_str())).unwrap_or_default();
-    let _ = writeln!(
-        out,
-        "Status:     {}{} [{}]",
-        v.status.as_str(),
-        outcome,
-        v.problem_class.label()
-    );
+    let _ = writeln!(out, "Status:     {} [{}]", v.word(), v.problem_class.label());
     let _ = writeln!(out, "Progress:   {}", progress(&v.progress));
     let counts: Vec<String> = v
         .summary_counts

@@ -163,7 +163,23 @@ impl RunState {
         self.status().is_active()
     }
 
-    /// The status bucket shown to people and used by the `status` filter.
+    /// The run's status word, the one every surface shows (hub rows and
+    /// pages, `runs list`, `runs show`, `run start --follow`): queued,
+    /// running, succeeded, partially succeeded, failed, blocked, cancelled.
+    pub const fn word(self) -> &'static str {
+        match self {
+            RunState::Queued => "queued",
+            RunState::Running => "running",
+            RunState::Completed(Outcome::Succeeded) => "succeeded",
+            RunState::Completed(Outcome::PartiallySucceeded) => "partially succeeded",
+            RunState::Completed(Outcome::Failed) => "failed",
+            RunState::Completed(Outcome::Blocked) => "blocked",
+            RunState::Completed(Outcome::Cancelled) => "cancelled",
+        }
+    }
+
+    /// The run's status bucket (the JSON `bucket`): blocked runs are in
+    /// `failed`.
     pub const fn bucket(self) -> StatusBucket {
         match self {
             RunState::Queued => StatusBucket::Queued,
@@ -237,6 +253,81 @@ impl StatusBucket {
             StatusBucket::Failed => (RunStatus::Completed, &[Outcome::Failed, Outcome::Blocked]),
             StatusBucket::Cancelled => (RunStatus::Completed, &[Outcome::Cancelled]),
         }
+    }
+}
+
+/// The `status` filter of every list (hub, API, `runs list --status`): a
+/// bucket, or `blocked` alone (inside the `failed` bucket). Its labels are
+/// the runs' status words ([`RunState::word`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum StatusFilter {
+    /// Every run of a bucket.
+    Bucket(StatusBucket),
+    /// Blocked runs only.
+    Blocked,
+}
+
+impl From<StatusBucket> for StatusFilter {
+    fn from(b: StatusBucket) -> Self {
+        StatusFilter::Bucket(b)
+    }
+}
+
+impl StatusFilter {
+    /// Every filter value, in the order a filter offers them.
+    pub const ALL: [StatusFilter; 7] = [
+        StatusFilter::Bucket(StatusBucket::Queued),
+        StatusFilter::Bucket(StatusBucket::Running),
+        StatusFilter::Bucket(StatusBucket::Succeeded),
+        StatusFilter::Bucket(StatusBucket::Partial),
+        StatusFilter::Bucket(StatusBucket::Failed),
+        StatusFilter::Blocked,
+        StatusFilter::Bucket(StatusBucket::Cancelled),
+    ];
+
+    /// The stable value (a bucket name, or `blocked`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            StatusFilter::Bucket(b) => b.as_str(),
+            StatusFilter::Blocked => "blocked",
+        }
+    }
+
+    /// What a filter shows: the status words of the runs it selects.
+    pub const fn label(self) -> &'static str {
+        match self {
+            StatusFilter::Bucket(StatusBucket::Queued) => "queued",
+            StatusFilter::Bucket(StatusBucket::Running) => "running",
+            StatusFilter::Bucket(StatusBucket::Succeeded) => "succeeded",
+            StatusFilter::Bucket(StatusBucket::Partial) => "partially succeeded",
+            StatusFilter::Bucket(StatusBucket::Failed) => "failed or blocked",
+            StatusFilter::Blocked => "blocked",
+            StatusFilter::Bucket(StatusBucket::Cancelled) => "cancelled",
+        }
+    }
+
+    /// Parses a filter value, naming `field` on failure.
+    pub fn parse(field: &str, s: &str) -> Result<Self, crate::FieldError> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s.trim()).ok_or_else(|| {
+            crate::FieldError::new(
+                field,
+                "must be one of queued, running, succeeded, partial, failed, blocked, cancelled",
+            )
+        })
+    }
+
+    /// The (status, outcomes) pairs it selects, for storage filters.
+    pub const fn members(self) -> (RunStatus, &'static [Outcome]) {
+        match self {
+            StatusFilter::Bucket(b) => b.members(),
+            StatusFilter::Blocked => (RunStatus::Completed, &[Outcome::Blocked]),
+        }
+    }
+
+    /// Whether a run in `state` is selected.
+    pub fn selects(self, state: RunState) -> bool {
+        let (status, outcomes) = self.members();
+        state.status() == status && (outcomes.is_empty() || state.outcome().is_some_and(|o| outcomes.contains(&o)))
     }
 }
 
@@ -415,6 +506,15 @@ mod tests {
             seen.insert(b);
         }
         assert_eq!(seen.len(), StatusBucket::ALL.len());
+        for f in StatusFilter::ALL {
+            assert_eq!(StatusFilter::parse("status", f.as_str()).unwrap(), f);
+        }
+        let blocked = RunState::Completed(Outcome::Blocked);
+        assert!(StatusFilter::Blocked.selects(blocked));
+        assert!(StatusFilter::Bucket(StatusBucket::Failed).selects(blocked));
+        assert!(!StatusFilter::Blocked.selects(RunState::Completed(Outcome::Failed)));
+        assert_eq!(blocked.word(), "blocked", "the word a blocked run shows everywhere");
+        assert_eq!(StatusFilter::Blocked.label(), blocked.word());
         assert_eq!(StatusBucket::parse("status", "partial").unwrap(), StatusBucket::Partial);
         assert_eq!(StatusBucket::parse("status", "bogus").unwrap_err().field, "status");
     }

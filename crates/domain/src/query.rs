@@ -5,7 +5,7 @@
 use crate::Timestamp;
 use crate::catalog::OperationType;
 use crate::ids::{RunId, TenantId, WorkspaceId};
-use crate::lifecycle::StatusBucket;
+use crate::lifecycle::StatusFilter;
 use crate::problem::{ProblemClass, Thresholds};
 use crate::run::Run;
 
@@ -57,8 +57,8 @@ pub struct RunFilter {
     pub tenant: Option<TenantId>,
     /// Only this type.
     pub op_type: Option<OperationType>,
-    /// Only this status bucket.
-    pub bucket: Option<StatusBucket>,
+    /// Only runs this status filter selects.
+    pub status: Option<StatusFilter>,
     /// Only this problem class (evaluated at `now`).
     pub problem: Option<ProblemClass>,
     /// Created at or after.

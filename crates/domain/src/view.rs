@@ -6,7 +6,7 @@ use serde::Serialize;
 use crate::catalog::OperationType;
 use crate::counts::{SummaryCounts, SummaryKey};
 use crate::ids::{RunId, TenantId, UserId, WorkspaceId};
-use crate::lifecycle::{Outcome, RunStatus, StatusBucket};
+use crate::lifecycle::{Outcome, RunState, RunStatus, StatusBucket};
 use crate::notify::run_view_url;
 use crate::params::Params;
 use crate::problem::{ProblemClass, Thresholds, classify};
@@ -145,6 +145,15 @@ pub struct RunView {
 }
 
 impl RunView {
+    /// The run's status word ([`RunState::word`]).
+    pub fn word(&self) -> &'static str {
+        match self.outcome {
+            Some(o) => RunState::Completed(o).word(),
+            None if self.status == RunStatus::Running => RunState::Running.word(),
+            None => RunState::Queued.word(),
+        }
+    }
+
     /// Builds the view of `run` at `now`.
     pub fn of(run: &Run, now: Timestamp, thresholds: &Thresholds) -> Self {
         let mut counts = run.counts.clone();

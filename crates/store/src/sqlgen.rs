@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use tenantatlas_domain::Timestamp;
-use tenantatlas_domain::lifecycle::{RunStatus, StatusBucket};
+use tenantatlas_domain::lifecycle::{RunStatus, StatusBucket, StatusFilter};
 use tenantatlas_domain::problem::{ProblemClass, Thresholds};
 
 use crate::db::Q as Sql;
@@ -66,7 +66,7 @@ fn filter_clause(sql: &mut Sql, f: &RunFilter, with_bucket: bool) {
         let p = sql.arg(until);
         let _ = write!(sql.text, " AND created_at < {p}");
     }
-    if let Some(b) = f.bucket.filter(|_| with_bucket) {
+    if let Some(b) = f.status.filter(|_| with_bucket) {
         let (status, outcomes) = b.members();
         // active runs are found through the index of active runs
         let active = if status == RunStatus::Completed {
@@ -79,7 +79,7 @@ fn filter_clause(sql: &mut Sql, f: &RunFilter, with_bucket: bool) {
             let list: Vec<_> = outcomes.iter().map(|o| format!("'{}'", o.as_str())).collect();
             let _ = write!(sql.text, " AND outcome IN ({})", list.join(", "));
         }
-        if b != StatusBucket::Succeeded && status == RunStatus::Completed {
+        if b != StatusFilter::Bucket(StatusBucket::Succeeded) && status == RunStatus::Completed {
             let _ = write!(sql.text, " AND {EXCEPTIONS}");
         }
     }
@@ -218,7 +218,10 @@ pub(crate) fn reconcilable(now: Timestamp, thresholds: &Thresholds, limit: u32) 
 pub(crate) fn list_runs(q: &RunQuery) -> Sql {
     let mut sql = Sql::default();
     let active_only = matches!(q.filter.problem, Some(ProblemClass::Active | ProblemClass::ActiveStale))
-        || matches!(q.filter.bucket, Some(StatusBucket::Queued | StatusBucket::Running));
+        || matches!(
+            q.filter.status,
+            Some(StatusFilter::Bucket(StatusBucket::Queued | StatusBucket::Running))
+        );
     if active_only {
         // Active runs are few: find the page's ids among the active runs in
         // scope first (materialized, so that the planner cannot walk a list
@@ -239,8 +242,11 @@ pub(crate) fn list_runs(q: &RunQuery) -> Sql {
         q.filter.problem,
         Some(ProblemClass::NeedsFollowUp | ProblemClass::Reconciled | ProblemClass::Cancelled)
     ) || matches!(
-        q.filter.bucket,
-        Some(StatusBucket::Failed | StatusBucket::Partial | StatusBucket::Cancelled)
+        q.filter.status,
+        Some(
+            StatusFilter::Blocked
+                | StatusFilter::Bucket(StatusBucket::Failed | StatusBucket::Partial | StatusBucket::Cancelled)
+        )
     );
     if exceptions_only {
         // The page's ids first, from an exceptions index alone (it holds

@@ -15,7 +15,7 @@ use tenantatlas_domain::access::Capability;
 use tenantatlas_domain::catalog::OperationType;
 use tenantatlas_domain::directory::{Actor, AuditEntry};
 use tenantatlas_domain::ids::{NotificationId, RunId, TenantId};
-use tenantatlas_domain::lifecycle::StatusBucket;
+use tenantatlas_domain::lifecycle::StatusFilter;
 use tenantatlas_domain::notify::StartToast;
 use tenantatlas_domain::params::RawParams;
 use tenantatlas_domain::problem::ProblemClass;
@@ -149,7 +149,7 @@ pub(crate) fn parse_list(q: &HashMap<String, String>) -> Result<ListQuery, WebEr
         filter.op_type = Some(OperationType::parse("type", v)?);
     }
     if let Some(v) = non_empty(q, "status") {
-        filter.bucket = Some(StatusBucket::parse("status", v)?);
+        filter.status = Some(StatusFilter::parse("status", v)?);
     }
     if let Some(v) = non_empty(q, "problem") {
         filter.problem = Some(ProblemClass::parse("problem", v)?);

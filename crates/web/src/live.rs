@@ -74,7 +74,7 @@ pub(crate) async fn widget_html(engine: &Engine, user: &User, names: &Names) -> 
         engine.list_runs(
             viewer,
             RunFilter {
-                bucket: Some(b),
+                status: Some(b.into()),
                 ..RunFilter::default()
             },
             WIDGET_RUNS,

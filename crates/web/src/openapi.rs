@@ -7,7 +7,7 @@
 use serde_json::Value;
 use tenantatlas_domain::access::Role;
 use tenantatlas_domain::catalog::OperationType;
-use tenantatlas_domain::lifecycle::{Outcome, RunStatus, StatusBucket};
+use tenantatlas_domain::lifecycle::{Outcome, RunStatus, StatusBucket, StatusFilter};
 use tenantatlas_domain::problem::ProblemClass;
 use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn, PathItemBuilder};
 use utoipa::openapi::request_body::RequestBodyBuilder;
@@ -407,7 +407,7 @@ fn list_param_schema(name: &str) -> ObjectBuilder {
     match name {
         "workspace" | "tenant" => uuid(false),
         "type" => one_of(op_types(), false),
-        "status" => one_of(StatusBucket::ALL.iter().map(|b| b.as_str()), false),
+        "status" => one_of(StatusFilter::ALL.iter().map(|b| b.as_str()), false),
         "problem" => one_of(ProblemClass::ALL.iter().map(|p| p.as_str()), false),
         "since" | "until" => time(false),
         "limit" => typed(Type::Integer).minimum(Some(1)).maximum(Some(500)),

@@ -20,7 +20,7 @@ use tenantatlas_domain::access::{Capability, TenantScope};
 use tenantatlas_domain::catalog::OperationType;
 use tenantatlas_domain::directory::User;
 use tenantatlas_domain::ids::{NotificationId, RunId, TenantId};
-use tenantatlas_domain::lifecycle::StatusBucket;
+use tenantatlas_domain::lifecycle::StatusFilter;
 use tenantatlas_domain::notify::StartToast;
 use tenantatlas_domain::params::RawParams;
 use tenantatlas_domain::problem::ProblemClass;
@@ -379,9 +379,9 @@ async fn operations(
             .iter()
             .map(|t| (t.as_str(), t.label(), f.op_type == Some(*t)))
             .collect(),
-        buckets: StatusBucket::ALL
+        buckets: StatusFilter::ALL
             .iter()
-            .map(|b| (b.as_str(), b.as_str(), f.bucket == Some(*b)))
+            .map(|b| (b.as_str(), b.label(), f.status == Some(*b)))
             .collect(),
         problems: ProblemClass::ALL
             .iter()

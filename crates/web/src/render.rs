@@ -76,10 +76,7 @@ pub fn duration_text(secs: f64) -> String {
 }
 
 pub fn status_text(v: &RunView) -> String {
-    match v.outcome {
-        Some(o) => o.as_str().replace('_', " "),
-        None => v.status.as_str().to_owned(),
-    }
+    v.word().to_owned()
 }
 
 pub fn row(v: &RunView, names: &Names) -> Row {

@@ -5,8 +5,9 @@ use tenantatlas_domain::Timestamp;
 use serde_json::json;
 use tenantatlas_domain::catalog::OperationType;
 use tenantatlas_domain::ids::RunId;
-use tenantatlas_domain::lifecycle::{Outcome, StatusBucket};
+use tenantatlas_domain::lifecycle::{Outcome, StatusBucket, StatusFilter};
 use tenantatlas_domain::problem::{ProblemClass, classify};
+use tenantatlas_domain::reason::ReasonCode;
 use tenantatlas_domain::run::Run;
 use tenantatlas_engine::{EngineError, Initiator, Viewer};
 use tenantatlas_store::model::{Actor, RunFilter};
@@ -72,7 +73,7 @@ pub async fn filters_and_keyset_pagination(db: Db) {
             Ok(st) if !st.joined => st.run,
             _ => continue,
         };
-        match i % 5 {
+        match i % 7 {
             0 => {}
             1 => {
                 claim(e, run.id).await;
@@ -89,8 +90,32 @@ pub async fn filters_and_keyset_pagination(db: Db) {
                     .await
                     .unwrap();
             }
-            _ => {
+            4 => {
                 e.cancel(Initiator::System, run.id).await.unwrap();
+            }
+            5 => {
+                claim(e, run.id).await;
+                e.complete(
+                    run.id,
+                    Some(1),
+                    Outcome::Failed,
+                    Some(ReasonCode::InternalError),
+                    vec![],
+                )
+                .await
+                .unwrap();
+            }
+            _ => {
+                claim(e, run.id).await;
+                e.complete(
+                    run.id,
+                    Some(1),
+                    Outcome::Blocked,
+                    Some(ReasonCode::RunBlockedPrecondition),
+                    vec![],
+                )
+                .await
+                .unwrap();
             }
         }
     }
@@ -119,21 +144,25 @@ pub async fn filters_and_keyset_pagination(db: Db) {
             ..RunFilter::default()
         },
         RunFilter {
-            bucket: Some(StatusBucket::Queued),
+            status: Some(StatusBucket::Queued.into()),
             ..RunFilter::default()
         },
         RunFilter {
-            bucket: Some(StatusBucket::Partial),
+            status: Some(StatusBucket::Partial.into()),
             ..RunFilter::default()
         },
         RunFilter {
-            bucket: Some(StatusBucket::Cancelled),
+            status: Some(StatusBucket::Cancelled.into()),
             tenant: Some(s.b),
             ..RunFilter::default()
         },
         RunFilter {
-            bucket: Some(StatusBucket::Failed),
+            status: Some(StatusBucket::Failed.into()),
             workspace: Some(s.ws),
+            ..RunFilter::default()
+        },
+        RunFilter {
+            status: Some(StatusFilter::Blocked),
             ..RunFilter::default()
         },
         RunFilter {
@@ -146,13 +175,19 @@ pub async fn filters_and_keyset_pagination(db: Db) {
             ..RunFilter::default()
         },
     ];
+    for b in [Outcome::Failed, Outcome::Blocked] {
+        assert!(
+            all.iter().any(|r| r.state.outcome() == Some(b)),
+            "the seed holds {b:?} runs, so the status filters are tested on them"
+        );
+    }
     for f in &filters {
         let want: Vec<RunId> = all
             .iter()
             .filter(|r| f.tenant.is_none_or(|t| r.tenant_id == Some(t)))
             .filter(|r| f.workspace.is_none_or(|w| r.workspace_id == Some(w)))
             .filter(|r| f.op_type.is_none_or(|t| r.op_type == t))
-            .filter(|r| f.bucket.is_none_or(|b| r.state.bucket() == b))
+            .filter(|r| f.status.is_none_or(|b| b.selects(r.state)))
             .filter(|r| f.since.is_none_or(|t| r.created_at >= t))
             .filter(|r| f.until.is_none_or(|t| r.created_at < t))
             .map(|r| r.id)
