@@ -34,6 +34,15 @@ pub fn progress(p: &ProgressView) -> String {
     }
 }
 
+/// A run's progress: a queued run that has done nothing yet says how long
+/// it has waited.
+pub fn run_progress(v: &RunView) -> String {
+    match &v.progress {
+        ProgressView::Indeterminate { elapsed_s } if v.word() == "queued" => format!("waiting {elapsed_s:.1}s"),
+        p => progress(p),
+    }
+}
+
 /// The problem column: the class, when it says more than the status.
 pub fn problem(v: &RunView) -> &'static str {
     match v.problem_class {
@@ -65,7 +74,7 @@ pub fn runs_table(runs: &[RunView], tenant_names: &HashMap<TenantId, String>) ->
             tenant,
             v.word().to_owned(),
             problem(v).to_owned(),
-            progress(&v.progress),
+            run_progress(v),
             v.created_at.to_rfc3339(),
         ]);
     }
@@ -86,7 +95,7 @@ pub fn run_detail(v: &RunView, tenant: Option<&str>, events: &[RunEvent], emails
     let _ = writeln!(out, "Run {}  {} ({})", v.id, v.label, v.op_type.as_str());
     let _ = writeln!(out, "Tenant:     {}", tenant.unwrap_or("(system)"));
     let _ = writeln!(out, "Status:     {} [{}]", v.word(), v.problem_class.label());
-    let _ = writeln!(out, "Progress:   {}", progress(&v.progress));
+    let _ = writeln!(out, "Progress:   {}", run_progress(v));
     let counts: Vec<String> = v
         .summary_counts
         .iter()

@@ -16,15 +16,17 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+use tenantatlas_domain::Timestamp;
 use tenantatlas_domain::access::{Capability, TenantScope};
 use tenantatlas_domain::catalog::OperationType;
 use tenantatlas_domain::directory::User;
 use tenantatlas_domain::ids::{NotificationId, RunId, TenantId};
-use tenantatlas_domain::lifecycle::StatusFilter;
+use tenantatlas_domain::lifecycle::{RunState, StatusFilter};
 use tenantatlas_domain::notify::StartToast;
 use tenantatlas_domain::params::RawParams;
 use tenantatlas_domain::problem::ProblemClass;
 use tenantatlas_domain::query::RunFilter;
+use tenantatlas_domain::run::Run;
 use tenantatlas_engine::{Engine, Initiator, Viewer};
 
 use crate::api::{allowed_for, parse_id, parse_list, system_filter, triage};
@@ -417,6 +419,8 @@ struct DetailModel {
     eta: Option<String>,
     progress: String,
     counts: Vec<(&'static str, u64)>,
+    /// (fact, value) pairs about where and how it runs.
+    facts: Vec<(&'static str, String)>,
     status: String,
     attempt: u32,
     created: String,
@@ -435,6 +439,43 @@ struct RunT {
     chrome: Chrome,
     back_url: String,
     d: DetailModel,
+}
+
+/// Where and how a run runs: its parameters, the worker that holds (or
+/// last held) it, its last heartbeat, and when a queued run is due.
+fn run_facts(run: &Run, now: Timestamp) -> Vec<(&'static str, String)> {
+    let ago = |t: Timestamp| {
+        let secs = now.since(t).as_secs_f64();
+        format!("{} ({} ago)", render::when(t), render::duration_text(secs))
+    };
+    let params = if run.params.is_empty() {
+        "none".to_owned()
+    } else {
+        run.params
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.canonical()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut facts = vec![("Parameters", params)];
+    match (&run.state, &run.lease, &run.claim) {
+        (RunState::Running, Some(lease), _) => {
+            facts.push(("Held by", lease.owner.clone()));
+            facts.push(("Lease until", render::when(lease.expires_at)));
+        }
+        (_, _, Some(claim)) => facts.push(("Last held by", claim.worker.clone())),
+        _ => {}
+    }
+    if run.state.is_active() || run.heartbeat_at.is_some() {
+        facts.push((
+            "Last heartbeat",
+            run.heartbeat_at.map_or_else(|| "none yet".to_owned(), ago),
+        ));
+    }
+    if run.state == RunState::Queued && run.available_at > now {
+        facts.push(("Due at", render::when(run.available_at)));
+    }
+    facts
 }
 
 async fn detail_model(
@@ -502,13 +543,14 @@ async fn detail_model(
         actions: d.actions,
         counted,
         eta,
-        progress: render::progress_text(&v.progress),
+        progress: render::run_progress_text(&v),
         counts: v.summary_counts.iter().map(|(k, n)| (k.as_str(), n)).collect(),
+        facts: run_facts(&detail.run, engine.now()),
         status: render::status_text(&v),
         attempt: v.attempt,
         created: render::when(v.created_at),
-        started: v.started_at.map(render::when).unwrap_or_default(),
-        completed: v.completed_at.map(render::when).unwrap_or_default(),
+        started: v.started_at.map_or_else(|| "not yet".to_owned(), render::when),
+        completed: v.completed_at.map_or_else(|| "not yet".to_owned(), render::when),
         initiator,
         failures: v
             .failures
@@ -538,7 +580,7 @@ async fn detail_model(
                     what.push_str(&format!(" (attempt {a})"));
                 }
                 if let Some(r) = e.detail.get("reason").and_then(|r| r.as_str()) {
-                    what.push_str(&format!(": {r}"));
+                    what.push_str(&format!(": {}", render::sentence(r)));
                 }
                 (e.kind.as_str(), render::when(e.at), what)
             })

@@ -58,6 +58,24 @@ pub fn when(t: Timestamp) -> String {
     }
 }
 
+/// `s` as one sentence: trimmed, ending in exactly one period (messages
+/// that already end in one are not given a second).
+pub fn sentence(s: &str) -> String {
+    let s = s.trim().trim_end_matches('.');
+    format!("{s}.")
+}
+
+/// Progress of a run in a few words: a queued run that has done nothing
+/// yet says how long it has waited, not "elapsed".
+pub fn run_progress_text(v: &RunView) -> String {
+    match &v.progress {
+        ProgressView::Indeterminate { elapsed_s } if v.status == RunStatus::Queued => {
+            format!("waiting {}", duration_text(*elapsed_s))
+        }
+        p => progress_text(p),
+    }
+}
+
 pub fn progress_text(p: &ProgressView) -> String {
     match p {
         ProgressView::Counted { processed, total, .. } => format!("{processed} / {total}"),
@@ -94,7 +112,7 @@ pub fn row(v: &RunView, names: &Names) -> Row {
                 _ => String::new(),
             }
         } else {
-            progress_text(&v.progress)
+            run_progress_text(v)
         },
         created: when(v.created_at),
     }
@@ -143,6 +161,8 @@ pub struct WidgetRun {
     pub phase: Option<String>,
     pub elapsed: String,
     pub since_ms: i64,
+    /// Queued: its time reads as waiting, not as work.
+    pub waiting: bool,
 }
 
 pub fn widget_run(v: &RunView, names: &Names) -> WidgetRun {
@@ -164,6 +184,7 @@ pub fn widget_run(v: &RunView, names: &Names) -> WidgetRun {
         phase,
         elapsed,
         since_ms: since.unix_micros() / 1000,
+        waiting: v.status == RunStatus::Queued,
     }
 }
 
@@ -261,17 +282,34 @@ pub struct Allowed {
     pub reconcile: bool,
 }
 
+/// The next step of a completed run that did not succeed, for a caller
+/// who may not start it again (a readonly member): who can act, not an
+/// instruction they cannot follow.
+fn follow_up(v: &RunView, may: Allowed, next_step: String) -> String {
+    // system runs (no tenant) start on their schedule: nobody starts them
+    if may.retry || v.tenant_id.is_none() {
+        next_step
+    } else {
+        format!(
+            "You may not start {} on this tenant; someone who may can follow up: {}",
+            v.label,
+            sentence(&next_step)
+        )
+    }
+}
+
 /// The decision for `v` seen by a caller allowed `may`; `base` is the
 /// route prefix of the actions (`/admin/operations/{id}`,
 /// `/api/v1/runs/{id}`, `/system/runs/{id}`).
 pub fn decision(v: &RunView, may: Allowed, base: &str) -> Decision {
     let reason = v.reason_code.map(|c| c.info());
     let (headline, next_step) = match v.problem_class {
+        ProblemClass::Active if v.status == RunStatus::Queued => (
+            format!("Queued since {}; waiting for a worker.", when(v.created_at)),
+            "Nothing to do: a worker takes it when one is free. Progress updates live.".to_owned(),
+        ),
         ProblemClass::Active => (
-            match v.status {
-                RunStatus::Queued => format!("Queued since {}; waiting for a worker.", when(v.created_at)),
-                _ => format!("Running (attempt {}).", v.attempt),
-            },
+            format!("Running (attempt {}).", v.attempt),
             "Nothing to do: it is being worked on. Progress updates live.".to_owned(),
         ),
         ProblemClass::ActiveStale => (
@@ -289,19 +327,30 @@ pub fn decision(v: &RunView, may: Allowed, base: &str) -> Decision {
                         .map_or_else(|| "never".to_owned(), when),
                     status_text(v)
                 ),
-                reason.map_or_else(|| "Start it again.".to_owned(), |i| i.next_step.to_owned()),
+                follow_up(
+                    v,
+                    may,
+                    reason.map_or_else(|| "Start it again.".to_owned(), |i| i.next_step.to_owned()),
+                ),
             )
         }
         ProblemClass::NeedsFollowUp => (
-            format!(
-                "Completed as {}{}.",
+            sentence(&format!(
+                "Completed as {}{}",
                 status_text(v),
                 reason.map_or_else(String::new, |i| format!(": {}", i.message))
+            )),
+            follow_up(
+                v,
+                may,
+                reason.map_or_else(|| "Look at the failures below.".to_owned(), |i| i.next_step.to_owned()),
             ),
-            reason.map_or_else(|| "Look at the failures below.".to_owned(), |i| i.next_step.to_owned()),
         ),
         ProblemClass::Ok => ("Succeeded.".to_owned(), "Nothing to do.".to_owned()),
-        ProblemClass::Cancelled => ("Cancelled.".to_owned(), "Start it again when you need it.".to_owned()),
+        ProblemClass::Cancelled => (
+            "Cancelled.".to_owned(),
+            follow_up(v, may, "Start it again when you need it.".to_owned()),
+        ),
     };
     let active = v.status != RunStatus::Completed;
     let mut actions = Vec::new();

@@ -924,3 +924,68 @@ async fn metrics_count_what_this_node_did_and_read_only_active_runs() {
         assert_eq!(api(&w.app, "GET", "/metrics", Some(&owner), None).await.0, 404);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_run_page_says_what_a_run_is_doing_and_who_can_act() {
+    for db in databases() {
+        let w = world(&db).await;
+        let e = &w.engine;
+        let operator = login(&w.app, "operator@example.test").await;
+        let readonly = login(&w.app, "readonly@example.test").await;
+        let page = async |id: RunId, c: &str| {
+            body_text(
+                send(
+                    &w.app,
+                    req("GET", &format!("/admin/operations/{id}"))
+                        .header(header::COOKIE, c)
+                        .body(Body::empty())
+                        .unwrap(),
+                )
+                .await,
+            )
+            .await
+        };
+        // queued, never started: waiting, not "being worked on" or "elapsed"
+        w.clock.advance(Duration::from_secs(42));
+        let queued = page(w.r1, &operator).await;
+        assert!(queued.contains("waiting for a worker"), "{queued}");
+        assert!(!queued.contains("being worked on"), "a queued run is not worked on");
+        assert!(
+            queued.contains("<p>waiting 42s</p>") && !queued.contains("42s elapsed"),
+            "{queued}"
+        );
+        assert!(!queued.contains("<h2>Counts</h2>"), "no empty Counts heading");
+        assert!(queued.contains("units=4"), "its parameters are shown");
+        assert!(queued.contains("<dd>not yet</dd>"), "started: not yet");
+        assert!(queued.contains("none yet"), "no heartbeat yet");
+        // running: the node that holds it and its last heartbeat
+        e.claim(w.r1, "node-7/worker-2", Duration::from_secs(60))
+            .await
+            .unwrap()
+            .unwrap();
+        w.clock.advance(Duration::from_secs(5));
+        let running = page(w.r1, &operator).await;
+        assert!(running.contains("node-7/worker-2"), "the holder is named");
+        assert!(running.contains("(5s ago)"), "the last heartbeat, with its age");
+        // failed with a reason whose message ends in a period: one period
+        e.complete(
+            w.r1,
+            None,
+            Outcome::Failed,
+            Some(ReasonCode::RunStaleReconciled),
+            vec![Failure::from_code(ReasonCode::RunStaleReconciled)],
+        )
+        .await
+        .unwrap();
+        let failed = page(w.r1, &operator).await;
+        assert!(!failed.contains(".."), "no doubled period");
+        assert!(failed.contains("Start again"), "an operator may start it again");
+        assert!(failed.contains("Last held by"), "{failed}");
+        let seen = page(w.r1, &readonly).await;
+        assert!(!seen.contains("Start again"), "no button for a readonly member");
+        assert!(
+            seen.contains("You may not start") && seen.contains("someone who may can follow up"),
+            "a readonly member is told who can act: {seen}"
+        );
+    }
+}
