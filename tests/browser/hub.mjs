@@ -11,7 +11,7 @@
 // (scripts/test.sh passes an empty PostgreSQL schema); its screenshots land
 // in artifacts/screenshots/postgres/.
 
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -28,11 +28,22 @@ mkdirSync(shots, { recursive: true });
 const port = 18_000 + (process.pid % 1000);
 const base = `http://127.0.0.1:${port}`;
 
+let demoDb = "";
+// The CLI against the demo's database (what an administrator does beside the hub).
+const cli = (args) =>
+  JSON.parse(
+    execFileSync(bin, [...args, "--json"], {
+      env: { ...process.env, TENANTATLAS_DATABASE_URL: demoDb, RUST_LOG: "warn" },
+      encoding: "utf8",
+    }),
+  );
+
 function startDemo() {
   const dir = mkdtempSync(path.join(tmpdir(), "ta-browser-"));
+  demoDb = dbUrl || `sqlite://${dir}/demo.db`;
   const child = spawn(bin, ["demo", "--bind", `127.0.0.1:${port}`], {
     cwd: dir,
-    env: { ...process.env, TENANTATLAS_DATABASE_URL: dbUrl || `sqlite://${dir}/demo.db`, RUST_LOG: "warn" },
+    env: { ...process.env, TENANTATLAS_DATABASE_URL: demoDb, RUST_LOG: "warn" },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";
@@ -139,6 +150,74 @@ try {
     await p.goto("/admin/notifications");
     assert.equal(await p.locator(`.notifications li[data-run="${runId}"]`).count(), 1, "exactly one notification");
     await p.screenshot({ path: path.join(shots, "notifications.png"), fullPage: true });
+  });
+
+  await step("operator: the start form — a refused start is a toast naming the field; toasts fold beyond three; tiles follow the widget", async () => {
+    const p = op.page;
+    await p.goto(`/admin/tenants/${tenantId}`);
+    const form = p.locator("form.start-form[data-type=synthetic]");
+    await form.locator("summary").click();
+    await form.locator("input[name=units]").fill("");
+    await form.locator("input[name=fail_every]").fill("2");
+    await form.locator("button[type=submit]").click();
+    const refused = p.locator("#toasts .toast.error").first();
+    await refused.waitFor();
+    assert.equal(await refused.getAttribute("data-field"), "fail_every");
+    assert.match(await refused.innerText(), /^Not started: fail_every/);
+    await p.screenshot({ path: path.join(shots, "start-refused.png"), fullPage: true });
+    // four quick runs: five toasts, three shown and "2 more"
+    const okTile = p.locator('.kpis a[data-class="ok"] .n');
+    const okBefore = Number(await okTile.innerText());
+    await form.locator("input[name=fail_every]").fill("");
+    await form.locator("input[name=units]").fill("1");
+    await form.locator("input[name=unit_ms]").fill("0");
+    for (let i = 0; i < 4; i++) {
+      await form.locator("button[type=submit]").click();
+      await until("the start's toast", async () => (await p.locator("#toasts .toast").count()) >= i + 2);
+    }
+    const more = p.locator("#toasts-more");
+    await until("toasts to fold", async () => (await more.isVisible()) && (await more.innerText()) === "2 more");
+    assert.equal(await p.locator("#toasts .toast:visible").count(), 3, "three toasts shown");
+    await more.click();
+    assert.equal(await p.locator("#toasts .toast:visible").count(), 5, "all shown on request");
+    // the tiles follow the widget, without a reload
+    await until("the OK tile to count the finished runs", async () => Number(await okTile.innerText()) >= okBefore + 4, 30_000);
+    assert.ok(Number(await p.locator("body").getAttribute("data-counts-updates")) > 0);
+  });
+
+  await step("long names wrap: no sideways scroll, nothing under the widget, at 1280 and 420 px", async () => {
+    const long = "Contoso-" + "Subsidiary".repeat(5) + "-Prod"; // 63 characters, no space
+    cli(["tenant", "add", "--workspace", "Demo MSP", long]);
+    const started = cli(["--enable-synthetic", "run", "start", "synthetic", "--tenant", long, "--param", "units=2", "--param", "unit_ms=0"]);
+    const ctx = await browser.newContext({ baseURL: base });
+    const p = await ctx.newPage();
+    await p.goto("/login");
+    await p.fill("input[name=email]", users.operator.email);
+    await p.fill("input[name=password]", users.operator.password);
+    await Promise.all([p.waitForNavigation(), p.click("button[type=submit]")]);
+    for (const [width, height] of [[1280, 800], [420, 800]]) {
+      await p.setViewportSize({ width, height });
+      for (const url of ["/admin", "/admin/operations", `/admin/tenants/${started.run.tenant_id}`, `/admin/operations/${started.run.id}`]) {
+        await p.goto(url);
+        assert.ok((await p.content()).includes(long), `${url} shows the long name`);
+        const m = await p.evaluate((narrow) => {
+          const main = document.querySelector("main").getBoundingClientRect();
+          const aside = document.querySelector("aside#widget")?.getBoundingClientRect();
+          const scrollers = "table.runs, table.tenants, table.units";
+          const out = [...document.querySelectorAll("main *")]
+            .filter((e) => !(narrow && e.closest(scrollers)))
+            .filter((e) => e.getBoundingClientRect().right > main.right + 1)
+            .map((e) => e.tagName + "." + e.className);
+          return { scroll: document.documentElement.scrollWidth, inner: window.innerWidth, mainRight: main.right, asideLeft: aside ? aside.left : Infinity, out };
+        }, width < 600);
+        assert.ok(m.scroll <= m.inner, `${url} at ${width} px scrolls sideways: ${m.scroll} > ${m.inner}`);
+        assert.deepEqual(m.out, [], `${url} at ${width} px: nothing wider than the content column`);
+        if (width === 1280) assert.ok(m.mainRight <= m.asideLeft, `${url}: the content stops before the widget`);
+      }
+      await p.goto("/admin/operations");
+      await p.screenshot({ path: path.join(shots, `operations-${width}px.png`), fullPage: true });
+    }
+    await ctx.close();
   });
 
   await step("readonly: no start button; a forged start gets 403 and creates nothing", async () => {

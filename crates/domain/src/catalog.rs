@@ -155,6 +155,9 @@ pub struct TypeSpec {
     pub opt_in: Option<&'static str>,
     /// The schedule every node keeps for it, if any (system types).
     pub schedule: Option<SystemSchedule>,
+    /// Values a start form fills in for people (`(parameter, value)`);
+    /// what a form leaves empty takes the parameter's default.
+    pub suggested: &'static [(&'static str, &'static str)],
 }
 
 const fn mins(m: u64) -> Duration {
@@ -226,6 +229,7 @@ impl TypeSpec {
             check: accepts_anything,
             opt_in: None,
             schedule: None,
+            suggested: &[],
         }
     }
 
@@ -245,6 +249,7 @@ impl TypeSpec {
             check: accepts_anything,
             opt_in: None,
             schedule: None,
+            suggested: &[],
         }
     }
 

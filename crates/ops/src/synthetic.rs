@@ -30,6 +30,8 @@ pub static SPEC: TypeSpec = TypeSpec {
     resumable: true,
     check: accepts::<SyntheticParams>,
     opt_in: Some("run with TENANTATLAS_ENABLE_SYNTHETIC=1 (or --enable-synthetic) to allow it"),
+    // a start from the hub shows counted progress for a few seconds
+    suggested: &[("units", "20"), ("unit_ms", "250")],
     ..TypeSpec::tenant(
         OperationType::Synthetic,
         Capability::StartSynthetic,

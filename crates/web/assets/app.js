@@ -10,6 +10,29 @@
         : Math.floor(s / 3600) + "h " + String(Math.floor((s % 3600) / 60)).padStart(2, "0") + "m";
     });
   }
+  // The dashboards' tiles follow the widget: when it changes, their counts
+  // are read again (one request per second at most).
+  var TILES = ".kpis a[data-class], table.tenants a[data-class]";
+  var countsTimer = null;
+  function refreshCountsSoon() {
+    if (countsTimer || !document.querySelector(TILES)) return;
+    countsTimer = setTimeout(function () {
+      countsTimer = null;
+      fetch("/admin/counts", { credentials: "same-origin" })
+        .then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (c) {
+          if (!c) return;
+          document.querySelectorAll(TILES).forEach(function (a) {
+            var q = new URL(a.href, location.href).searchParams;
+            var scope = q.get("tenant") ? c.tenants[q.get("tenant")] : q.get("workspace") ? c.workspaces[q.get("workspace")] : null;
+            var n = String((scope && scope[a.getAttribute("data-class")]) || 0);
+            var el = a.querySelector(".n") || a;
+            if (el.textContent !== n) el.textContent = n;
+          });
+          document.body.setAttribute("data-counts-updates", String(Number(document.body.getAttribute("data-counts-updates") || 0) + 1));
+        });
+    }, 1000);
+  }
   function startWidget() {
     var w = document.getElementById("widget");
     if (!w) return;
@@ -19,12 +42,19 @@
       polling = setInterval(function () {
         fetch(w.getAttribute("data-poll"), { credentials: "same-origin" })
           .then(function (r) { return r.ok ? r.text() : null; })
-          .then(function (h) { if (h !== null) { w.innerHTML = h; w.setAttribute("data-mode", "poll"); } });
+          .then(function (h) {
+            if (h !== null) {
+              if (h !== w.innerHTML) refreshCountsSoon();
+              w.innerHTML = h;
+              w.setAttribute("data-mode", "poll");
+            }
+          });
       }, 3000);
     }
     if (!window.EventSource) { poll(); return; }
     var es = new EventSource(w.getAttribute("data-live"));
     es.addEventListener("widget", function (e) {
+      refreshCountsSoon();
       w.innerHTML = e.data;
       w.setAttribute("data-mode", "live");
       w.setAttribute("data-updates", String(Number(w.getAttribute("data-updates") || 0) + 1));
@@ -69,16 +99,53 @@
       nav.addEventListener("click", function () { sessionStorage.setItem(key + ".restored", "1"); });
     }
   }
+  // Toasts: each leaves after 15 s; beyond three, the older ones collapse
+  // into one "N more" line (a click shows them all).
+  var TOASTS_SHOWN = 3;
   function toasts() {
     var box = document.getElementById("toasts");
     if (!box) return;
+    var more = document.createElement("button");
+    more.type = "button";
+    more.id = "toasts-more";
+    more.hidden = true;
+    more.addEventListener("click", function () {
+      box.setAttribute("data-expanded", "1");
+      collapse();
+    });
+    box.appendChild(more);
+    function collapse() {
+      var all = box.querySelectorAll(".toast");
+      var expanded = box.getAttribute("data-expanded") === "1";
+      var hidden = 0;
+      all.forEach(function (t, i) {
+        // the newest are first (swapped in afterbegin)
+        var fold = !expanded && i >= TOASTS_SHOWN;
+        t.hidden = fold;
+        if (fold) hidden++;
+      });
+      if (all.length <= TOASTS_SHOWN) box.removeAttribute("data-expanded");
+      more.hidden = hidden === 0;
+      more.textContent = hidden + " more";
+    }
+    // new toasts are swapped in first, so the "more" line stays last
     new MutationObserver(function () {
       box.querySelectorAll(".toast:not([data-timer])").forEach(function (t) {
         t.setAttribute("data-timer", "1");
         setTimeout(function () { t.remove(); }, 15000);
       });
+      collapse();
     }).observe(box, { childList: true });
   }
+  // A refused start answers an error status with a toast naming the field:
+  // swap it in (htmx leaves error responses out by default).
+  document.addEventListener("htmx:beforeSwap", function (e) {
+    var target = e.detail.target;
+    if (target && target.id === "toasts" && e.detail.xhr.status >= 400) {
+      e.detail.shouldSwap = true;
+      e.detail.isError = false;
+    }
+  });
   document.addEventListener("DOMContentLoaded", function () {
     rememberFilters();
     startWidget();

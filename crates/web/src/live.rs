@@ -37,6 +37,39 @@ pub(crate) fn routes() -> axum::Router<AppState> {
     axum::Router::new()
         .route("/admin/widget", get(poll))
         .route("/admin/live", get(live))
+        .route("/admin/counts", get(counts))
+}
+
+/// The problem-class counts of the caller's tenants and workspaces, as the
+/// dashboards' tiles show them: the page refreshes its tiles from this
+/// when the live widget changes, so tiles and widget tell one truth.
+async fn counts(State(state): State<AppState>, PageCaller(user): PageCaller) -> Response {
+    let summary = match state
+        .engine()
+        .problem_summary(
+            Viewer::User(user.id),
+            RunFilter::default(),
+            crate::pages::DASHBOARD_WINDOW,
+        )
+        .await
+    {
+        Ok(s) => s,
+        Err(e) => return WebError::from(e).page(),
+    };
+    let classes = |c: &tenantatlas_engine::ClassCounts| -> serde_json::Map<String, serde_json::Value> {
+        c.iter().map(|(k, n)| (k.as_str().to_owned(), n.into())).collect()
+    };
+    let tenants: serde_json::Map<String, serde_json::Value> = summary
+        .per_tenant
+        .iter()
+        .map(|(id, c)| (id.to_string(), classes(c).into()))
+        .collect();
+    let workspaces: serde_json::Map<String, serde_json::Value> = summary
+        .per_workspace
+        .iter()
+        .map(|(id, c)| (id.to_string(), classes(c).into()))
+        .collect();
+    axum::Json(serde_json::json!({"tenants": tenants, "workspaces": workspaces})).into_response()
 }
 
 /// Tenant names in `user`'s scope.

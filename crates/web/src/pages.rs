@@ -224,7 +224,7 @@ struct DashboardT {
     tenant: String,
     workspace: String,
     kpis: Vec<Kpi>,
-    startable: Vec<(&'static str, &'static str)>,
+    startable: Vec<render::StartForm>,
     start_url: String,
     all_url: String,
     follow_up: Vec<Row>,
@@ -273,7 +273,8 @@ async fn dashboard(
     let startable = engine
         .startable_types(&tenant, &membership)
         .into_iter()
-        .map(|op| (op.as_str(), op.label()))
+        .filter_map(|op| engine.spec(op).ok())
+        .map(render::start_form)
         .collect();
     html(&DashboardT {
         chrome,
@@ -305,9 +306,10 @@ async fn start(
         let engine = state.engine();
         engine.tenant_for(user.id, tenant, Capability::ViewRuns).await?;
         let op = engine.executable_type("type", form.get("type").map_or("", String::as_str))?;
+        // a form's empty input means "the default", not an empty value
         let pairs: Vec<(String, String)> = form
             .iter()
-            .filter(|(k, _)| k.as_str() != "type")
+            .filter(|(k, v)| k.as_str() != "type" && !v.trim().is_empty())
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         let params = engine.parse_params(op, RawParams::Pairs(&pairs))?;
@@ -319,6 +321,11 @@ async fn start(
     match result {
         Ok(toast) if htmx => Html(render::toast(&toast)).into_response(),
         Ok(toast) => Redirect::to(&toast.view_url).into_response(),
+        // htmx swaps this toast in although its status is an error (app.js)
+        Err(e) if htmx => {
+            let status = e.status;
+            (status, Html(render::error_toast(&e))).into_response()
+        }
         Err(e) => e.page(),
     }
 }

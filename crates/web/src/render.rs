@@ -222,6 +222,109 @@ pub fn toast(t: &tenantatlas_domain::notify::StartToast) -> String {
     .unwrap_or_default()
 }
 
+/// One start form of a tenant dashboard: the type and an input per
+/// parameter, drawn from its spec (the same rules the server checks).
+#[derive(Clone, Debug)]
+pub struct StartForm {
+    pub op: &'static str,
+    pub label: &'static str,
+    pub fields: Vec<FormField>,
+    /// A required parameter: the form is open, not behind "Parameters".
+    pub open: bool,
+}
+
+/// One input of a start form.
+#[derive(Clone, Debug)]
+pub struct FormField {
+    pub name: &'static str,
+    /// `number`, `text` or `select`.
+    pub input: &'static str,
+    pub min: String,
+    pub max: String,
+    pub pattern: &'static str,
+    pub choices: Vec<&'static str>,
+    pub value: String,
+    pub required: bool,
+    pub help: &'static str,
+}
+
+pub fn start_form(spec: &tenantatlas_domain::catalog::TypeSpec) -> StartForm {
+    use tenantatlas_domain::params::ParamKind;
+    let fields: Vec<FormField> = spec
+        .params
+        .iter()
+        .map(|p| {
+            let value = spec
+                .suggested
+                .iter()
+                .find(|(n, _)| *n == p.name)
+                .map(|(_, v)| *v)
+                .or(p.default)
+                .unwrap_or_default()
+                .to_owned();
+            let mut f = FormField {
+                name: p.name,
+                input: "text",
+                min: String::new(),
+                max: String::new(),
+                pattern: "",
+                choices: Vec::new(),
+                value,
+                required: p.required,
+                help: p.help,
+            };
+            match p.kind {
+                ParamKind::Int { min, max } => {
+                    f.input = "number";
+                    f.min = min.to_string();
+                    f.max = max.to_string();
+                }
+                ParamKind::Id => f.pattern = "[A-Za-z0-9._:\\-]{1,128}",
+                ParamKind::IdList => f.pattern = "[A-Za-z0-9._:\\-]{1,128}(, *[A-Za-z0-9._:\\-]{1,128})*",
+                ParamKind::Bool => {
+                    f.input = "select";
+                    f.choices = vec!["true", "false"];
+                }
+                ParamKind::Choice(words) => {
+                    f.input = "select";
+                    f.choices = words.to_vec();
+                }
+            }
+            f
+        })
+        .collect();
+    StartForm {
+        op: spec.name(),
+        label: spec.op.label(),
+        open: fields.iter().any(|f| f.required),
+        fields,
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error_toast.html")]
+struct ErrorToastT<'a> {
+    message: &'a str,
+    field: &'a str,
+}
+
+/// A refused start as a toast: what went wrong, naming the field as the
+/// start form names it (`units`, not the API's `params.units`).
+pub fn error_toast(e: &crate::WebError) -> String {
+    let field = e.field.as_deref().unwrap_or_default();
+    let short = field.strip_prefix("params.").unwrap_or(field);
+    let message = match e.message.strip_prefix(field) {
+        Some(rest) if !field.is_empty() => format!("{short}{rest}"),
+        _ => e.message.clone(),
+    };
+    ErrorToastT {
+        message: &message,
+        field: short,
+    }
+    .render()
+    .unwrap_or_default()
+}
+
 #[derive(Template)]
 #[template(path = "login.html")]
 struct LoginT<'a> {

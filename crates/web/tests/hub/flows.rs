@@ -484,6 +484,71 @@ async fn starts_answer_with_a_toast_and_bad_input_names_the_field() {
         let mut broken = cancelled.clone();
         broken["problem_class"] = json!("fine");
         assert!(!v.is_valid(&broken));
+        // the decision's retry: the type again, same parameters, as a start
+        let retry = format!("/api/v1/runs/{id}/retry");
+        let (s, again) = api(&w.app, "POST", &retry, Some(&ro), None).await;
+        assert_eq!(s, 403, "a readonly member may not: {again}");
+        let (s, again) = api(&w.app, "POST", &retry, Some(&op), None).await;
+        assert_eq!(s, 202, "{again}");
+        conforms("Started", &again);
+        assert_ne!(again["run"]["id"], cancelled["id"]);
+        assert_eq!(again["run"]["type"], "synthetic");
+        let (_, started) = api(
+            &w.app,
+            "GET",
+            &format!("/api/v1/runs/{}", again["run"]["id"].as_str().unwrap()),
+            Some(&op),
+            None,
+        )
+        .await;
+        let (_, first_detail) = api(&w.app, "GET", &format!("/api/v1/runs/{id}"), Some(&op), None).await;
+        assert_eq!(started["params"], first_detail["params"], "the same parameters");
+        assert_eq!(
+            (started["params"]["units"].as_i64(), started["params"]["key"].as_str()),
+            (Some(3), Some("toast"))
+        );
+
+        // the hub's start form: drawn from the type's parameters; an empty
+        // input takes the default; a refused start is a toast naming the field
+        let r = send(
+            &w.app,
+            req("GET", &format!("/admin/tenants/{}", w.t1))
+                .header(header::COOKIE, &op)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        let page = body_text(r).await;
+        for input in [
+            r#"name="units" min="0" max="1000000" step="1" value="20""#,
+            r#"name="unit_ms" min="0" max="600000" step="1" value="250""#,
+            r#"<select name="panic"><option value="">default</option>"#,
+        ] {
+            assert!(page.contains(input), "{input} in the start form");
+        }
+        let form_start = async |body: &str| {
+            let r = send(
+                &w.app,
+                req("POST", &format!("/admin/tenants/{}/runs", w.t1))
+                    .header(header::COOKIE, &op)
+                    .header("hx-request", "true")
+                    .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                    .body(Body::from(body.to_owned()))
+                    .unwrap(),
+            )
+            .await;
+            (r.status().as_u16(), body_text(r).await)
+        };
+        let (s, toast) = form_start("type=synthetic&units=abc&unit_ms=&key=form").await;
+        assert_eq!(s, 422, "{toast}");
+        assert!(
+            toast.contains(r#"class="toast error""#) && toast.contains(r#"data-field="units""#),
+            "{toast}"
+        );
+        assert!(toast.contains("units"), "the message names the field: {toast}");
+        let (s, toast) = form_start("type=synthetic&units=2&unit_ms=&fail_every=&key=form").await;
+        assert_eq!(s, 200, "empty inputs take their defaults: {toast}");
+        assert!(toast.contains(r#"data-kind="queued""#), "{toast}");
     }
 }
 

@@ -188,6 +188,7 @@ fn cases() -> Vec<Case> {
             rule: Rule::TenantCap { anon: 303, ok: 303 },
             body: form_start,
         },
+        c("GET", "/admin/counts", Rule::SignedIn { anon: 303, signed: 200 }),
         c("GET", "/admin/operations", Rule::SignedIn { anon: 303, signed: 200 }),
         c("GET", "/admin/operations/{id}", Rule::Tenant { anon: 303, ok: 200 }),
         c(
