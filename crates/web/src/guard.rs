@@ -5,9 +5,12 @@
 //!   an `Origin` whose host is this request's `Host`. Without either it is
 //!   refused (403) before any handler runs. SameSite=Strict cookies are the
 //!   second wall. No GET route changes state.
-//! - **Headers**: a CSP without inline script (`object-src 'none'`,
-//!   `base-uri 'none'`, `frame-ancestors 'none'`), `nosniff`, a referrer
-//!   policy, and `no-store` on everything but the embedded assets.
+//! - **Caching**: `no-store` on everything but the embedded assets.
+//! - **Request metrics**: count and duration per route family and status.
+//!
+//! The security headers of every response (a CSP without inline script,
+//! `nosniff`, referrer and framing policies, HSTS behind TLS) are set by
+//! tower-http layers around it ([`crate::harden`]).
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, header};
@@ -48,7 +51,7 @@ pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> R
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("Bearer "));
     let route = crate::metrics::route_label(req.uri().path());
-    let mut res = if !safe && !bearer && !same_origin(req.headers()) {
+    let res = if !safe && !bearer && !same_origin(req.headers()) {
         if req.uri().path().starts_with("/api/") {
             WebError::cross_site().into_response()
         } else {
@@ -63,20 +66,6 @@ pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> R
         }
         res
     };
-    let h = res.headers_mut();
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert("cross-origin-opener-policy", HeaderValue::from_static("same-origin"));
-    if state.config().tls {
-        // Reached over TLS only (a proxy terminates it): browsers must not
-        // try plain HTTP for a year (OWASP ASVS 5.0 V3.4.1).
-        h.insert(
-            header::STRICT_TRANSPORT_SECURITY,
-            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
-        );
-    }
     state
         .http_metrics()
         .observe(route, res.status().as_u16(), started.elapsed());

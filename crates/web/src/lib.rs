@@ -102,9 +102,49 @@ impl AppState {
     }
 }
 
+/// The longest a request may take before it is answered 503 (a streamed
+/// body, like the live widget's, is not limited once its headers left).
+pub const REQUEST_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The layers every router gets, from tower-http: request tracing (a span
+/// per request), a deadline, compression (gzip or brotli when asked for;
+/// never server-sent events) and the security headers of every response.
+/// The CSRF check, `no-store` and request metrics stay in [`guard`]: they
+/// need the hub's state and its error shape.
+fn harden(router: Router, tls: bool) -> Router {
+    use axum::http::{HeaderValue, StatusCode, header};
+    use tower_http::set_header::SetResponseHeaderLayer as Set;
+    let fixed = |name, value| Set::overriding(name, HeaderValue::from_static(value));
+    let mut router = router
+        .layer(fixed(header::CONTENT_SECURITY_POLICY, guard::CSP))
+        .layer(fixed(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .layer(fixed(header::REFERRER_POLICY, "same-origin"))
+        .layer(fixed(header::X_FRAME_OPTIONS, "DENY"))
+        .layer(fixed(
+            axum::http::HeaderName::from_static("cross-origin-opener-policy"),
+            "same-origin",
+        ));
+    if tls {
+        // Reached over TLS only (a proxy terminates it): browsers must not
+        // try plain HTTP for a year (OWASP ASVS 5.0 V3.4.1).
+        router = router.layer(fixed(
+            header::STRICT_TRANSPORT_SECURITY,
+            "max-age=31536000; includeSubDomains",
+        ));
+    }
+    router
+        .layer(tower_http::compression::CompressionLayer::new())
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            REQUEST_DEADLINE,
+        ))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+}
+
 /// Every route of the hub, with its guards.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let tls = state.config().tls;
+    let routes = Router::new()
         .merge(auth::routes())
         .merge(api::routes())
         .merge(pages::routes())
@@ -114,7 +154,8 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), guard::guard))
-        .with_state(state)
+        .with_state(state);
+    harden(routes, tls)
 }
 
 /// An unknown path: the API's error shape under `/api/`, a page elsewhere.
@@ -146,10 +187,12 @@ async fn method_not_allowed(uri: axum::http::Uri, method: axum::http::Method) ->
 /// Only `/metrics` and `/healthz`, behind the same guard: what a
 /// worker-only process serves so that its counters can be scraped.
 pub fn metrics_router(state: AppState) -> Router {
-    Router::new()
+    let tls = state.config().tls;
+    let routes = Router::new()
         .merge(metrics::routes())
         .layer(axum::middleware::from_fn_with_state(state.clone(), guard::guard))
-        .with_state(state)
+        .with_state(state);
+    harden(routes, tls)
 }
 
 /// Serves `app` (the hub's [`router`] or [`metrics_router`]) on `listener`

@@ -1,4 +1,4 @@
-//! `/metrics` (Prometheus text) and `/healthz`.
+//! `/metrics` (OpenMetrics text, written by prometheus-client) and `/healthz`.
 //!
 //! `/metrics` answers platform operators only (a scraper sends a platform
 //! operator's API token); `/healthz` answers anyone. Counters (runs
@@ -8,10 +8,17 @@
 //! about now (active runs, queue depth) come from the database through the
 //! index of active runs, so every node reports the same.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::sync::Mutex;
 use std::time::Duration;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::Histogram as PromHistogram;
+use prometheus_client::registry::Registry;
 
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -26,21 +33,35 @@ pub(crate) fn routes() -> axum::Router<AppState> {
         .route("/metrics", get(metrics))
 }
 
-/// Requests and their total seconds, per route family and status.
-type Tally = BTreeMap<(&'static str, u16), (u64, f64)>;
+/// A request's labels: route family and status.
+type HttpLabels = Vec<(&'static str, String)>;
 
-/// Request counts and total latency per route family and status.
-#[derive(Default)]
+/// Upper bounds (seconds) of the request-duration histogram's buckets.
+const HTTP_BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
+
+/// Requests served by this node, per route family and status: a count
+/// and a duration histogram (prometheus-client families, registered at
+/// each scrape).
+#[derive(Clone)]
 pub struct HttpMetrics {
-    by: Mutex<Tally>,
+    requests: Family<HttpLabels, Counter>,
+    duration: Family<HttpLabels, PromHistogram>,
+}
+
+impl Default for HttpMetrics {
+    fn default() -> Self {
+        Self {
+            requests: Family::default(),
+            duration: Family::new_with_constructor(|| PromHistogram::new(HTTP_BUCKETS)),
+        }
+    }
 }
 
 impl HttpMetrics {
     pub(crate) fn observe(&self, route: &'static str, status: u16, took: Duration) {
-        let mut m = self.by.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let e = m.entry((route, status)).or_default();
-        e.0 += 1;
-        e.1 += took.as_secs_f64();
+        let labels = vec![("route", route.to_owned()), ("status", status.to_string())];
+        self.requests.get_or_create(&labels).inc();
+        self.duration.get_or_create(&labels).observe(took.as_secs_f64());
     }
 }
 
@@ -76,8 +97,80 @@ async fn healthz(State(state): State<AppState>) -> Response {
     res
 }
 
-fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+/// What one scrape reports besides the request families: this node's
+/// tallies and the database's gauges, read once and encoded by
+/// prometheus-client (names, escaping, histogram layout).
+#[derive(Debug)]
+struct Scrape {
+    tally: tenantatlas_engine::TallySnapshot,
+    snap: tenantatlas_engine::MetricsSnapshot,
+}
+
+impl Collector for Scrape {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let t = &self.tally;
+        let mut e = encoder.encode_descriptor(
+            "tenantatlas_runs_started",
+            "Runs this node started (joins are not starts), by type",
+            None,
+            MetricType::Counter,
+        )?;
+        for (ty, n) in &t.started {
+            ConstCounter::new(*n).encode(e.encode_family(&[("type", *ty)])?)?;
+        }
+        let mut e = encoder.encode_descriptor(
+            "tenantatlas_runs_completed",
+            "Runs this node completed, by type and outcome",
+            None,
+            MetricType::Counter,
+        )?;
+        for ((ty, outcome), n) in &t.completed {
+            ConstCounter::new(*n).encode(e.encode_family(&[("type", *ty), ("outcome", *outcome)])?)?;
+        }
+        let mut e = encoder.encode_descriptor(
+            "tenantatlas_reconciliations",
+            "Stale runs this node completed (reconciler or triage), by type",
+            None,
+            MetricType::Counter,
+        )?;
+        for (ty, n) in &t.reconciled {
+            ConstCounter::new(*n).encode(e.encode_family(&[("type", *ty)])?)?;
+        }
+        let mut e = encoder.encode_descriptor(
+            "tenantatlas_runs_active",
+            "Runs queued or running now (all nodes)",
+            None,
+            MetricType::Gauge,
+        )?;
+        for g in &self.snap.active {
+            let n = i64::try_from(g.count).unwrap_or(i64::MAX);
+            ConstGauge::new(n)
+                .encode(e.encode_family(&[("type", g.op_type.as_str()), ("status", g.status.as_str())])?)?;
+        }
+        let e = encoder.encode_descriptor(
+            "tenantatlas_queue_depth",
+            "Queued runs that are due now (all nodes)",
+            None,
+            MetricType::Gauge,
+        )?;
+        ConstGauge::new(i64::try_from(self.snap.queue_depth).unwrap_or(i64::MAX)).encode(e)?;
+        // the tally's buckets are cumulative; the encoder wants each bucket's own
+        let h = &t.claim_latency;
+        let mut buckets = Vec::with_capacity(h.buckets.len() + 1);
+        let mut below = 0;
+        for (le, cumulative) in tenantatlas_engine::CLAIM_LATENCY_BUCKETS.iter().zip(h.buckets) {
+            buckets.push((*le, cumulative.saturating_sub(below)));
+            below = cumulative;
+        }
+        buckets.push((f64::MAX, h.count.saturating_sub(below)));
+        let mut e = encoder.encode_descriptor(
+            "tenantatlas_claim_latency_seconds",
+            "From due to claimed, for the runs this node's workers claimed",
+            None,
+            MetricType::Histogram,
+        )?;
+        e.encode_histogram::<NoLabelSet>(h.sum, h.count, &buckets, None)
+    }
 }
 
 async fn metrics(State(state): State<AppState>, _op: crate::auth::PlatformOperator) -> Response {
@@ -86,95 +179,37 @@ async fn metrics(State(state): State<AppState>, _op: crate::auth::PlatformOperat
         Ok(s) => s,
         Err(e) => {
             tracing::warn!(error = %e, "metrics: the database does not answer");
-            return (StatusCode::SERVICE_UNAVAILABLE, "the database does not answer\n").into_response();
+            let mut res = (StatusCode::SERVICE_UNAVAILABLE, "the database does not answer\n").into_response();
+            res.headers_mut().insert(header::RETRY_AFTER, 2.into());
+            return res;
         }
     };
-    let tally = engine.tally();
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(Scrape {
+        tally: engine.tally(),
+        snap,
+    }));
+    let http = state.http_metrics();
+    registry.register(
+        "tenantatlas_http_requests",
+        "Requests served by this node",
+        http.requests.clone(),
+    );
+    registry.register(
+        "tenantatlas_http_request_duration_seconds",
+        "How long this node took to answer requests",
+        http.duration.clone(),
+    );
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "# HELP tenantatlas_runs_started_total Runs this node started (joins are not starts), by type."
-    );
-    let _ = writeln!(out, "# TYPE tenantatlas_runs_started_total counter");
-    for (t, n) in &tally.started {
-        let _ = writeln!(out, "tenantatlas_runs_started_total{{type=\"{}\"}} {n}", escape(t));
-    }
-    let _ = writeln!(
-        out,
-        "# HELP tenantatlas_runs_completed_total Runs this node completed, by type and outcome."
-    );
-    let _ = writeln!(out, "# TYPE tenantatlas_runs_completed_total counter");
-    for ((t, o), n) in &tally.completed {
-        let _ = writeln!(
-            out,
-            "tenantatlas_runs_completed_total{{type=\"{}\",outcome=\"{}\"}} {n}",
-            escape(t),
-            escape(o)
-        );
-    }
-    let _ = writeln!(
-        out,
-        "# HELP tenantatlas_reconciliations_total Stale runs this node completed (reconciler or triage), by type."
-    );
-    let _ = writeln!(out, "# TYPE tenantatlas_reconciliations_total counter");
-    for (t, n) in &tally.reconciled {
-        let _ = writeln!(out, "tenantatlas_reconciliations_total{{type=\"{}\"}} {n}", escape(t));
-    }
-    let _ = writeln!(
-        out,
-        "# HELP tenantatlas_runs_active Runs queued or running now (all nodes)."
-    );
-    let _ = writeln!(out, "# TYPE tenantatlas_runs_active gauge");
-    for g in &snap.active {
-        let _ = writeln!(
-            out,
-            "tenantatlas_runs_active{{type=\"{}\",status=\"{}\"}} {}",
-            escape(&g.op_type),
-            escape(&g.status),
-            g.count
-        );
-    }
-    let _ = writeln!(
-        out,
-        "# HELP tenantatlas_queue_depth Queued runs that are due now (all nodes)."
-    );
-    let _ = writeln!(out, "# TYPE tenantatlas_queue_depth gauge");
-    let _ = writeln!(out, "tenantatlas_queue_depth {}", snap.queue_depth);
-    let h = &tally.claim_latency;
-    let _ = writeln!(
-        out,
-        "# HELP tenantatlas_claim_latency_seconds From due to claimed, for the runs this node's workers claimed."
-    );
-    let _ = writeln!(out, "# TYPE tenantatlas_claim_latency_seconds histogram");
-    for (le, n) in tenantatlas_engine::CLAIM_LATENCY_BUCKETS.iter().zip(h.buckets) {
-        let _ = writeln!(out, "tenantatlas_claim_latency_seconds_bucket{{le=\"{le}\"}} {n}");
-    }
-    let _ = writeln!(
-        out,
-        "tenantatlas_claim_latency_seconds_bucket{{le=\"+Inf\"}} {}",
-        h.count
-    );
-    let _ = writeln!(out, "tenantatlas_claim_latency_seconds_sum {}", h.sum);
-    let _ = writeln!(out, "tenantatlas_claim_latency_seconds_count {}", h.count);
-    let _ = writeln!(
-        out,
-        "# HELP tenantatlas_http_requests_total Requests served by this node."
-    );
-    let _ = writeln!(out, "# TYPE tenantatlas_http_requests_total counter");
-    let by = state
-        .http_metrics()
-        .by
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .clone();
-    for ((route, status), (n, _)) in &by {
-        let _ = writeln!(
-            out,
-            "tenantatlas_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}"
-        );
+    if let Err(e) = encode(&mut out, &registry) {
+        tracing::error!(error = %e, "metrics: encoding failed");
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     }
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         out,
     )
         .into_response()

@@ -364,6 +364,30 @@ async fn state_changes_need_a_same_site_proof_and_headers_are_set() {
         let page = body_text(r).await;
         assert!(!page.contains("<script>"), "no inline script");
         assert!(!page.contains("onclick="), "no inline handlers");
+        // the headers hold on answers no handler wrote (a refused request)
+        let r = send(&w.app, forged(None, None)).await;
+        assert_eq!(r.status(), 403);
+        assert_eq!(r.headers()[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+        assert!(r.headers().contains_key(header::CONTENT_SECURITY_POLICY));
+        // compressed when asked for; the live stream never is
+        let gz = |uri: &str| {
+            req("GET", uri)
+                .header(header::COOKIE, &cookie)
+                .header(header::ACCEPT_ENCODING, "gzip")
+                .body(Body::empty())
+                .unwrap()
+        };
+        let r = send(&w.app, gz("/admin")).await;
+        assert_eq!(
+            r.headers().get(header::CONTENT_ENCODING).map(|v| v.to_str().unwrap()),
+            Some("gzip")
+        );
+        let r = send(&w.app, gz("/admin/live")).await;
+        assert_eq!(r.headers()[header::CONTENT_TYPE], "text/event-stream");
+        assert!(
+            !r.headers().contains_key(header::CONTENT_ENCODING),
+            "SSE is not buffered by compression"
+        );
     }
 }
 
@@ -970,12 +994,23 @@ async fn metrics_count_what_this_node_did_and_read_only_active_runs() {
         assert_eq!(s("tenantatlas_queue_depth"), 0.0);
         // two claims: r1 after 2 s, r4 at once
         assert_eq!(s("tenantatlas_claim_latency_seconds_count"), 2.0, "{page}");
-        assert_eq!(s("tenantatlas_claim_latency_seconds_bucket{le=\"1\"}"), 1.0, "{page}");
+        // OpenMetrics: `le` in canonical float form
+        assert_eq!(s("tenantatlas_claim_latency_seconds_bucket{le=\"1.0\"}"), 1.0, "{page}");
         assert_eq!(s("tenantatlas_claim_latency_seconds_bucket{le=\"2.5\"}"), 2.0, "{page}");
         assert_eq!(s("tenantatlas_claim_latency_seconds_bucket{le=\"+Inf\"}"), 2.0);
         assert!(
             (s("tenantatlas_claim_latency_seconds_sum") - 2.0).abs() < 0.01,
             "{page}"
+        );
+        assert_eq!(
+            page.lines().last(),
+            Some("# EOF"),
+            "one complete OpenMetrics exposition"
+        );
+        assert!(!page.contains(".."), "no doubled period in a HELP line");
+        assert!(
+            s("tenantatlas_http_requests_total{route=\"auth\",status=\"303\"}") >= 1.0,
+            "the sign-in was counted: {page}"
         );
         // counters and buckets are monotonic in `le`
         let buckets: Vec<f64> = page
