@@ -19,24 +19,38 @@
     countsTimer = setTimeout(function () {
       countsTimer = null;
       fetch("/admin/counts", { credentials: "same-origin" })
-        .then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (r) {
+          var json = (r.headers.get("content-type") || "").indexOf("application/json") === 0;
+          return r.ok && !r.redirected && json ? r.json() : null;
+        })
         .then(function (c) {
           if (!c) return;
           document.querySelectorAll(TILES).forEach(function (a) {
             var q = new URL(a.href, location.href).searchParams;
-            var scope = q.get("tenant") ? c.tenants[q.get("tenant")] : q.get("workspace") ? c.workspaces[q.get("workspace")] : null;
+            // only tiles of one tenant or workspace (the system plane's
+            // tiles count every run; they are not in these counts)
+            if (!q.get("tenant") && !q.get("workspace")) return;
+            var scope = q.get("tenant") ? c.tenants[q.get("tenant")] : c.workspaces[q.get("workspace")];
             var n = String((scope && scope[a.getAttribute("data-class")]) || 0);
             var el = a.querySelector(".n") || a;
             if (el.textContent !== n) el.textContent = n;
           });
           document.body.setAttribute("data-counts-updates", String(Number(document.body.getAttribute("data-counts-updates") || 0) + 1));
-        });
+        })
+        .catch(function () { /* the next change tries again */ });
     }, 1000);
   }
   function startWidget() {
     var w = document.getElementById("widget");
     if (!w) return;
     var polling = null;
+    // the page was drawn with fresh counts: only later changes re-read them
+    var lastWidget = null;
+    function widgetChanged(h) {
+      var changed = lastWidget !== null && h !== lastWidget;
+      lastWidget = h;
+      if (changed) refreshCountsSoon();
+    }
     function poll() {
       if (polling) return;
       polling = setInterval(function () {
@@ -44,7 +58,7 @@
           .then(function (r) { return r.ok ? r.text() : null; })
           .then(function (h) {
             if (h !== null) {
-              if (h !== w.innerHTML) refreshCountsSoon();
+              widgetChanged(h);
               w.innerHTML = h;
               w.setAttribute("data-mode", "poll");
             }
@@ -54,7 +68,7 @@
     if (!window.EventSource) { poll(); return; }
     var es = new EventSource(w.getAttribute("data-live"));
     es.addEventListener("widget", function (e) {
-      refreshCountsSoon();
+      widgetChanged(e.data);
       w.innerHTML = e.data;
       w.setAttribute("data-mode", "live");
       w.setAttribute("data-updates", String(Number(w.getAttribute("data-updates") || 0) + 1));
@@ -142,6 +156,12 @@
   document.addEventListener("htmx:beforeSwap", function (e) {
     var target = e.detail.target;
     if (target && target.id === "toasts" && e.detail.xhr.status >= 400) {
+      var body = e.detail.xhr.responseText || "";
+      if (body.indexOf('<div class="toast') !== 0) {
+        // not a toast (an error page, an empty 503): say so in one line
+        e.detail.serverResponse = '<div class="toast error" role="alert" data-kind="error">Not started: the hub answered ' +
+          e.detail.xhr.status + "; try again.</div>";
+      }
       e.detail.shouldSwap = true;
       e.detail.isError = false;
     }

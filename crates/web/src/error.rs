@@ -12,7 +12,7 @@ use tenantatlas_engine::EngineError;
 
 /// The `Retry-After` of a 503 while the database does not answer (a
 /// PostgreSQL restart takes a few seconds).
-const UNAVAILABLE_RETRY_SECS: u64 = 2;
+pub(crate) const UNAVAILABLE_RETRY_SECS: u64 = 2;
 
 /// An error answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,7 +148,7 @@ impl IntoResponse for WebError {
     }
 }
 
-fn with_retry_after(mut res: Response, secs: Option<u64>) -> Response {
+pub(crate) fn with_retry_after(mut res: Response, secs: Option<u64>) -> Response {
     if let Some(s) = secs {
         res.headers_mut().insert(axum::http::header::RETRY_AFTER, s.into());
     }

@@ -115,7 +115,20 @@ fn harden(router: Router, tls: bool) -> Router {
     use axum::http::{HeaderValue, StatusCode, header};
     use tower_http::set_header::SetResponseHeaderLayer as Set;
     let fixed = |name, value| Set::overriding(name, HeaderValue::from_static(value));
+    // the deadline first, so that its 503 gets the headers below and a
+    // Retry-After like every other 503
     let mut router = router
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            REQUEST_DEADLINE,
+        ))
+        .layer(Set::if_not_present(
+            header::RETRY_AFTER,
+            |r: &axum::response::Response| {
+                (r.status() == StatusCode::SERVICE_UNAVAILABLE)
+                    .then(|| HeaderValue::from(error::UNAVAILABLE_RETRY_SECS))
+            },
+        ))
         .layer(fixed(header::CONTENT_SECURITY_POLICY, guard::CSP))
         .layer(fixed(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .layer(fixed(header::REFERRER_POLICY, "same-origin"))
@@ -134,10 +147,6 @@ fn harden(router: Router, tls: bool) -> Router {
     }
     router
         .layer(tower_http::compression::CompressionLayer::new())
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            REQUEST_DEADLINE,
-        ))
         .layer(tower_http::trace::TraceLayer::new_for_http())
 }
 

@@ -323,8 +323,8 @@ async fn start(
         Ok(toast) => Redirect::to(&toast.view_url).into_response(),
         // htmx swaps this toast in although its status is an error (app.js)
         Err(e) if htmx => {
-            let status = e.status;
-            (status, Html(render::error_toast(&e))).into_response()
+            let res = (e.status, Html(render::error_toast(&e))).into_response();
+            crate::error::with_retry_after(res, e.retry_after)
         }
         Err(e) => e.page(),
     }
