@@ -73,7 +73,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
         Command::User(c) => user(&engine, c, out).await.map(|()| 0),
         Command::Member(c) => member(&engine, c, out).await.map(|()| 0),
         Command::Run(c) => run_cmd(&engine, c, out, cli.public_url.as_deref()).await,
-        Command::Runs(c) => runs(&engine, c, out).await.map(|()| 0),
+        Command::Runs(c) => runs(&engine, c, out, cli.public_url.as_deref()).await.map(|()| 0),
         Command::Worker(a) => {
             let listen = a.metrics_bind.as_deref().map(Listen::Metrics);
             node(&engine, Some(worker_config(a)), false, Duration::from_secs(15), listen)
@@ -963,7 +963,7 @@ async fn tenant_names(e: &Engine, ids: impl Iterator<Item = TenantId>) -> Result
     Ok(names)
 }
 
-async fn runs(e: &Engine, c: &RunsCmd, out: Json) -> Result<()> {
+async fn runs(e: &Engine, c: &RunsCmd, out: Json, public_url: Option<&str>) -> Result<()> {
     match c {
         RunsCmd::List(a) => list(e, a, out).await,
         RunsCmd::Show { run } => {
@@ -1002,7 +1002,7 @@ async fn runs(e: &Engine, c: &RunsCmd, out: Json) -> Result<()> {
                 };
                 print!(
                     "{}",
-                    output::run_detail(&view, tenant.as_deref(), &detail.events, &emails)
+                    output::run_detail(&view, tenant.as_deref(), &detail.events, &emails, public_url)
                 );
                 Ok(())
             }

@@ -90,7 +90,13 @@ pub fn runs_table(runs: &[RunView], tenant_names: &HashMap<TenantId, String>) ->
 }
 
 /// One run with its timeline.
-pub fn run_detail(v: &RunView, tenant: Option<&str>, events: &[RunEvent], emails: &HashMap<UserId, String>) -> String {
+pub fn run_detail(
+    v: &RunView,
+    tenant: Option<&str>,
+    events: &[RunEvent],
+    emails: &HashMap<UserId, String>,
+    public_url: Option<&str>,
+) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "Run {}  {} ({})", v.id, v.label, v.op_type.as_str());
     let _ = writeln!(out, "Tenant:     {}", tenant.unwrap_or("(system)"));
@@ -137,7 +143,7 @@ pub fn run_detail(v: &RunView, tenant: Option<&str>, events: &[RunEvent], emails
     if let Some(p) = v.parent_id {
         let _ = writeln!(out, "Parent:     {p}");
     }
-    let _ = writeln!(out, "View:       {}", v.view_url);
+    let _ = writeln!(out, "View:       {}{}", public_url.unwrap_or_default(), v.view_url);
     let _ = writeln!(out, "Timeline:");
     for e in events {
         let mut line = format!("  {}  {}", e.at, e.kind.as_str().replace('_', " "));

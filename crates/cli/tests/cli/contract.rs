@@ -207,6 +207,11 @@ fn run_start_shapes_dedupe_and_refusals() {
             text.contains(&format!("View run: https://atlas.example.com/admin/operations/{id}\n")),
             "{text}"
         );
+        let shown = db.ok(&["--public-url", "https://atlas.example.com", "runs", "show", id]);
+        assert!(
+            shown.contains(&format!("View:       https://atlas.example.com/admin/operations/{id}")),
+            "{shown}"
+        );
         let bad = db.run(&["--public-url", "atlas.example.com", "runs", "list"]);
         assert_eq!(bad.status.code(), Some(2));
         let err = String::from_utf8_lossy(&bad.stderr);

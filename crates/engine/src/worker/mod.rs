@@ -172,7 +172,7 @@ impl Worker {
             .registry
             .catalog()
             .iter()
-            .filter(|s| s.opt_in.is_none() || self.engine.config().enable_synthetic)
+            .filter(|s| self.engine.enabled_spec(s.op).is_ok())
             .map(|s| s.op)
             .collect();
         if self.registry.catalog().iter().any(|s| !types.contains(&s.op)) {
