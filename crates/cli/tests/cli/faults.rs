@@ -24,6 +24,8 @@ use tenantatlas_domain::run::Run;
 use tenantatlas_domain::timeline::RunEventKind;
 use tenantatlas_engine::{Engine, EngineConfig, Initiator, SystemClock, Viewer};
 
+use sqlx::Connection;
+
 use crate::{Db, postgres, sqlite};
 
 /// A child process killed (SIGKILL) when dropped.
@@ -198,9 +200,16 @@ async fn sigkill_mid_flight(db: &Db) {
     let t = tenant(&e).await;
     let ids = start(&e, t, 1_000, json!({"units": 20, "unit_ms": 20})).await;
     let dir = tempfile::tempdir().unwrap();
+    // On PostgreSQL the workers' sessions carry a name, so that the test can
+    // see when the server has finished with what the dead workers sent.
+    let tag = format!("kill-{}", uuid::Uuid::now_v7().simple());
+    let worker_url = match &db.pg_schema {
+        Some(_) => format!("{}&application_name={tag}", db.url),
+        None => db.url.clone(),
+    };
     let worker = |node: &str| {
         Proc::spawn(
-            &db.url,
+            &worker_url,
             &[
                 "worker",
                 "--node",
@@ -223,6 +232,22 @@ async fn sigkill_mid_flight(db: &Db) {
     .await;
     alpha.kill9();
     beta.kill9();
+    // A statement a worker had sent before it died is still carried out:
+    // PostgreSQL finishes it before it notices the client is gone. Read the
+    // state at the kill only once those sessions have ended, or a claim that
+    // lands after the read makes an orphan the test does not know of.
+    if let Some((base, _)) = &db.pg_schema {
+        let mut c = sqlx::PgConnection::connect(base).await.unwrap();
+        wait_until("the dead workers' sessions to end", Duration::from_secs(30), async || {
+            let n: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1")
+                .bind(&tag)
+                .fetch_one(&mut c)
+                .await
+                .unwrap();
+            n == 0
+        })
+        .await;
+    }
     let at_kill = all_runs(&e).await;
     let orphans = |prefix: &str| -> BTreeSet<RunId> {
         at_kill
