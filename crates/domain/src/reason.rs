@@ -29,6 +29,20 @@ pub enum ReasonCode {
     /// The tenant has no provider configured.
     #[serde(rename = "provider.not_configured")]
     ProviderNotConfigured,
+    /// The object is not in the tenant (any more).
+    #[serde(rename = "provider.not_found")]
+    ProviderNotFound,
+    /// The provider refused a payload (400).
+    #[serde(rename = "provider.invalid_payload")]
+    ProviderInvalidPayload,
+    /// The provider refused a write that conflicts with the tenant's state (409).
+    #[serde(rename = "provider.conflict")]
+    ProviderConflict,
+    /// What the provider returned is not what its contract promises: a
+    /// settings count that differs from `settingCount`, a malformed file, an
+    /// unknown `@odata.type`.
+    #[serde(rename = "provider.malformed")]
+    ProviderMalformed,
     /// The run stopped reporting and was completed by the reconciler.
     #[serde(rename = "run.stale_reconciled")]
     RunStaleReconciled,
@@ -70,12 +84,16 @@ pub struct ReasonInfo {
 
 impl ReasonCode {
     /// Every code.
-    pub const ALL: [ReasonCode; 13] = [
+    pub const ALL: [ReasonCode; 17] = [
         ReasonCode::ProviderThrottled,
         ReasonCode::ProviderAuthFailed,
         ReasonCode::ProviderPermissionMissing,
         ReasonCode::ProviderUnavailable,
         ReasonCode::ProviderNotConfigured,
+        ReasonCode::ProviderNotFound,
+        ReasonCode::ProviderInvalidPayload,
+        ReasonCode::ProviderConflict,
+        ReasonCode::ProviderMalformed,
         ReasonCode::RunStaleReconciled,
         ReasonCode::RunCancelled,
         ReasonCode::RunBlockedPrecondition,
@@ -117,6 +135,30 @@ impl ReasonCode {
                 "provider.not_configured",
                 "The tenant has no provider connection configured.",
                 "Configure the tenant's provider connection, then start the operation again.",
+                false,
+            ),
+            ReasonCode::ProviderNotFound => (
+                "provider.not_found",
+                "The object is not in the tenant (it may have been deleted meanwhile).",
+                "No action needed if it was deleted on purpose; otherwise sync the tenant's inventory and start the operation again.",
+                false,
+            ),
+            ReasonCode::ProviderInvalidPayload => (
+                "provider.invalid_payload",
+                "The tenant's service refused what TenantAtlas sent.",
+                "Read the provider's message in the failure; correct the source object or its mapping, then start the operation again.",
+                false,
+            ),
+            ReasonCode::ProviderConflict => (
+                "provider.conflict",
+                "The tenant's service refused a change that conflicts with the tenant's current state.",
+                "Sync the tenant's inventory to see its current state, then start the operation again.",
+                false,
+            ),
+            ReasonCode::ProviderMalformed => (
+                "provider.malformed",
+                "What the tenant's provider returned is incomplete or not in the expected shape.",
+                "Read the failure message for what was wrong; for a directory tenant fix the named file, for Microsoft Graph start the operation again later.",
                 false,
             ),
             ReasonCode::RunStaleReconciled => (

@@ -238,14 +238,18 @@ async fn sigkill_mid_flight(db: &Db) {
     // lands after the read makes an orphan the test does not know of.
     if let Some((base, _)) = &db.pg_schema {
         let mut c = sqlx::PgConnection::connect(base).await.unwrap();
-        wait_until("the dead workers' sessions to end", Duration::from_secs(30), async || {
-            let n: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1")
-                .bind(&tag)
-                .fetch_one(&mut c)
-                .await
-                .unwrap();
-            n == 0
-        })
+        wait_until(
+            "the dead workers' sessions to end",
+            Duration::from_secs(30),
+            async || {
+                let n: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1")
+                    .bind(&tag)
+                    .fetch_one(&mut c)
+                    .await
+                    .unwrap();
+                n == 0
+            },
+        )
         .await;
     }
     let at_kill = all_runs(&e).await;

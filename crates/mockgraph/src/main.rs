@@ -1,0 +1,2 @@
+//! `tenantatlas-mockgraph`.
+fn main() {}

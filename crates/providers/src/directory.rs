@@ -1,0 +1,2 @@
+//! The directory provider: a tenant folder ([`crate::fixture`]) served like
+//! Graph, writes into its overlay.
