@@ -235,16 +235,24 @@ pub enum WorkspaceCmd {
 /// Tenant commands.
 #[derive(Debug, Subcommand)]
 pub enum TenantCmd {
-    /// Add a tenant to a workspace.
+    /// Add a tenant to a workspace. With a graph:TENANT provider the app's
+    /// client secret is read from standard input, never from the command line.
     Add {
         /// The workspace (id or name).
         #[arg(long)]
         workspace: String,
         /// The tenant's name, unique within the workspace.
         name: String,
-        /// Where its data comes from: directory:PATH or graph:TENANT.
+        /// Where its data comes from: directory:PATH (a tenant folder; it must
+        /// load) or graph:TENANT (an Entra tenant id or domain).
         #[arg(long)]
         provider: Option<String>,
+        /// The app registration's application (client) id (graph:TENANT only).
+        #[arg(long, value_name = "APP_ID")]
+        client_id: Option<String>,
+        /// Refused: see [`ArgvSecret`].
+        #[command(flatten)]
+        argv_secret: ArgvSecret,
     },
     /// List the tenants of a workspace.
     List {
@@ -252,6 +260,55 @@ pub enum TenantCmd {
         #[arg(long)]
         workspace: String,
     },
+    /// Show one tenant (never its secret).
+    Show {
+        /// The tenant (id or name).
+        tenant: String,
+        /// The tenant's workspace, when its name is not unique.
+        #[arg(long)]
+        workspace: Option<String>,
+    },
+    /// A Graph tenant's app credentials.
+    #[command(subcommand)]
+    Credentials(CredentialsCmd),
+}
+
+/// App credential commands.
+#[derive(Debug, Subcommand)]
+pub enum CredentialsCmd {
+    /// Set or rotate a graph tenant's app credentials; the new client secret
+    /// is read from standard input.
+    Set {
+        /// The tenant (id or name).
+        tenant: String,
+        /// The tenant's workspace, when its name is not unique.
+        #[arg(long)]
+        workspace: Option<String>,
+        /// The app registration's application (client) id.
+        #[arg(long, value_name = "APP_ID")]
+        client_id: String,
+        /// Refused: see [`ArgvSecret`].
+        #[command(flatten)]
+        argv_secret: ArgvSecret,
+    },
+}
+
+/// `--client-secret` / `--secret`, accepted by the parser only to be
+/// refused with the reason: a secret on the command line is visible to
+/// every user of the machine (`ps`, `/proc`) and kept in shell history.
+/// Hidden from help.
+#[derive(Debug, Args)]
+pub struct ArgvSecret {
+    /// A secret given on the command line (refused).
+    #[arg(
+        long = "client-secret",
+        alias = "secret",
+        hide = true,
+        num_args = 0..=1,
+        allow_hyphen_values = true,
+        value_name = "SECRET"
+    )]
+    pub client_secret: Option<Option<String>>,
 }
 
 /// User commands.

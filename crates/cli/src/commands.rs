@@ -14,18 +14,22 @@ use tenantatlas_domain::directory::{Actor, Tenant, User};
 use tenantatlas_domain::ids::{RunId, TenantId, UserId};
 use tenantatlas_domain::lifecycle::Outcome;
 use tenantatlas_domain::lifecycle::StatusFilter;
-use tenantatlas_domain::names::{Email, Password, ProviderSpec, TenantName, TokenLifetime, WorkspaceName};
+use tenantatlas_domain::names::{
+    ClientId, ClientSecret, Email, Password, ProviderSpec, TenantName, TokenLifetime, WorkspaceName,
+};
 use tenantatlas_domain::params::RawParams;
 use tenantatlas_domain::problem::ProblemClass;
 use tenantatlas_domain::query::{Cursor, RunFilter};
 use tenantatlas_domain::reason::{Failure, ReasonCode};
 use tenantatlas_domain::schedule::CronSpec;
 use tenantatlas_engine::node::{NodeConfig, run_node};
+use tenantatlas_engine::secrets::SecretKey;
 use tenantatlas_engine::worker::WorkerConfig;
 use tenantatlas_engine::{
-    CancelOutcome, Engine, EngineConfig, EngineError, Initiator, RequeueCause, SystemClock, Viewer,
+    CancelOutcome, CredentialStatus, Engine, EngineConfig, EngineError, Initiator, RequeueCause, SystemClock, Viewer,
 };
 use tokio_util::sync::CancellationToken;
+use zeroize::Zeroizing;
 
 use tenantatlas_web::settings::{issued_json, member_json, schedule_json, token_json, user_json};
 
@@ -36,9 +40,13 @@ use crate::output;
 type Result<T> = std::result::Result<T, CliError>;
 
 async fn open(cli: &Cli, enable_synthetic: bool) -> Result<Engine> {
+    // a key that is set but is not a key stops every command at once,
+    // rather than the first one that needs a secret
+    let secret_key = SecretKey::from_env().map_err(|e| CliError::Usage(e.to_string()))?;
     let config = EngineConfig {
         catalog: tenantatlas_ops::catalog(),
         enable_synthetic,
+        secret_key,
         ..EngineConfig::default()
     };
     let store = tenantatlas_store::open(&cli.database_url)
@@ -654,8 +662,101 @@ async fn workspace(e: &Engine, c: &WorkspaceCmd, out: Json) -> Result<()> {
     }
 }
 
-fn tenant_json(t: &Tenant) -> serde_json::Value {
-    json!({ "id": t.id, "workspace_id": t.workspace_id, "name": t.name, "provider": t.provider })
+/// A tenant as `tenant add/list/show --json` print it: its app credentials
+/// appear as the client id and whether a secret is stored, never the secret.
+fn tenant_json(t: &Tenant, credentials: Option<&CredentialStatus>) -> serde_json::Value {
+    json!({
+        "id": t.id,
+        "workspace_id": t.workspace_id,
+        "name": t.name,
+        "provider": t.provider,
+        "client_id": credentials.map(|c| c.client_id.as_str()),
+        "has_secret": credentials.is_some(),
+    })
+}
+
+fn tenant_line(t: &Tenant, credentials: Option<&CredentialStatus>) -> String {
+    let app = credentials.map_or_else(String::new, |c| {
+        format!("  app {} (secret stored, set {})", c.client_id, c.updated_at)
+    });
+    format!(
+        "{}  {}  {}{app}",
+        t.id,
+        t.name,
+        t.provider.as_deref().unwrap_or_default()
+    )
+}
+
+/// `--client-secret` or `--secret` was given: refused before anything else
+/// happens, without echoing it.
+fn refuse_argv_secret(a: &ArgvSecret) -> Result<()> {
+    if a.client_secret.is_some() {
+        return Err(CliError::Usage(
+            "--client-secret: secrets are read from standard input, never from the command line \
+             (where other users and the shell history see them): pipe the client secret in, \
+             e.g. `printf '%s\\n' \"$SECRET\" | tenantatlas tenant ...`"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// `directory:PATH` with PATH made absolute (the tenant is used from other
+/// working directories later) once the folder loads as a tenant folder; a
+/// malformed file is refused with the loader's message, which names it.
+fn directory_provider(raw: &str) -> Result<ProviderSpec> {
+    let path = std::path::absolute(raw)
+        .map_err(|e| CliError::Usage(format!("--provider: cannot resolve the path {raw:?}: {e}")))?;
+    tenantatlas_providers::fixture::TenantData::load(&path)
+        .map_err(|e| CliError::Usage(format!("--provider: not a usable tenant folder: {e}")))?;
+    let text = path
+        .to_str()
+        .ok_or_else(|| CliError::Usage("--provider: the folder's path must be valid UTF-8".into()))?;
+    Ok(ProviderSpec::parse("--provider", &format!("directory:{text}"))?)
+}
+
+/// The client secret, from standard input: one line, surrounding
+/// whitespace removed (a prompt without echo on a terminal).
+fn read_client_secret() -> Result<ClientSecret> {
+    use std::io::Read as _;
+    let stdin = std::io::stdin();
+    let line = if stdin.is_terminal() {
+        Zeroizing::new(
+            rpassword::prompt_password("Client secret: ")
+                .map_err(|e| CliError::Failed(format!("cannot read the client secret: {e}")))?,
+        )
+    } else {
+        // room for any secret up front, so that growing the buffer leaves
+        // no copy behind in freed memory
+        let mut line = Zeroizing::new(String::with_capacity(8 * 1024));
+        stdin
+            .lock()
+            .take(8 * 1024)
+            .read_line(&mut line)
+            .map_err(|e| CliError::Failed(format!("cannot read the client secret from standard input: {e}")))?;
+        line
+    };
+    if line.trim().is_empty() {
+        return Err(CliError::Usage(
+            "client secret: nothing on standard input: pipe the app's client secret in \
+             (it is never taken from the command line)"
+                .into(),
+        ));
+    }
+    Ok(ClientSecret::parse("client secret", &line)?)
+}
+
+/// Refuses app credentials for a tenant not reached through Graph before
+/// the secret is asked for.
+fn graph_tenant(t: &Tenant) -> Result<()> {
+    match t.provider.as_deref().map(|p| ProviderSpec::parse("provider", p)) {
+        Some(Ok(ProviderSpec::Graph(_))) => Ok(()),
+        _ => Err(CliError::Usage(format!(
+            "tenant: {:?} is not connected through Microsoft Graph (provider {}): only a graph:TENANT tenant has app credentials",
+            t.name,
+            t.provider.as_deref().unwrap_or("none")
+        ))),
+    }
 }
 
 async fn tenant(e: &Engine, c: &TenantCmd, out: Json) -> Result<()> {
@@ -664,21 +765,58 @@ async fn tenant(e: &Engine, c: &TenantCmd, out: Json) -> Result<()> {
             workspace,
             name,
             provider,
+            client_id,
+            argv_secret,
         } => {
+            refuse_argv_secret(argv_secret)?;
             let name = TenantName::parse("name", name)?;
-            let provider = provider
+            let provider = match provider
                 .as_deref()
                 .map(|p| ProviderSpec::parse("--provider", p))
-                .transpose()?;
+                .transpose()?
+            {
+                Some(ProviderSpec::Directory(path)) => Some(directory_provider(&path)?),
+                p => p,
+            };
+            let graph = matches!(provider, Some(ProviderSpec::Graph(_)));
+            match (graph, client_id) {
+                (true, None) => {
+                    return Err(CliError::Usage(
+                        "--client-id: a graph:TENANT provider needs --client-id APP_ID (the app registration's \
+                         application id; its client secret is read from standard input)"
+                            .into(),
+                    ));
+                }
+                (false, Some(_)) => {
+                    return Err(CliError::Usage(
+                        "--client-id: only a graph:TENANT provider signs in with app credentials".into(),
+                    ));
+                }
+                (true, Some(id)) => {
+                    ClientId::parse("--client-id", id)?;
+                }
+                (false, None) => {}
+            }
             let ws = e
                 .resolve_workspace(workspace)
                 .await
                 .map_err(|x| named(x, "--workspace", workspace))?;
-            let t = e.add_tenant(ws.id, &name, provider.as_ref(), Actor::Cli).await?;
+            let t = match (&provider, client_id) {
+                (Some(p @ ProviderSpec::Graph(_)), Some(id)) => {
+                    let secret = read_client_secret()?;
+                    e.add_tenant_with_credentials(ws.id, &name, p, id, &secret, Actor::Cli)
+                        .await?
+                }
+                _ => e.add_tenant(ws.id, &name, provider.as_ref(), Actor::Cli).await?,
+            };
+            let status = e.credential_status(t.id).await?;
             if out.json {
-                output::json(&tenant_json(&t))
+                output::json(&tenant_json(&t, status.as_ref()))
             } else {
-                println!("Added tenant {:?} ({}) to workspace {:?}", t.name, t.id, ws.name);
+                let app = status
+                    .as_ref()
+                    .map_or_else(String::new, |c| format!(" with app {} (secret sealed)", c.client_id));
+                println!("Added tenant {:?} ({}) to workspace {:?}{app}", t.name, t.id, ws.name);
                 Ok(())
             }
         }
@@ -688,12 +826,54 @@ async fn tenant(e: &Engine, c: &TenantCmd, out: Json) -> Result<()> {
                 .await
                 .map_err(|x| named(x, "--workspace", workspace))?;
             let all = e.list_tenants(ws.id).await?;
+            let creds: HashMap<TenantId, CredentialStatus> = e
+                .credential_statuses(ws.id)
+                .await?
+                .into_iter()
+                .map(|c| (c.tenant_id, c))
+                .collect();
             if out.json {
-                output::json(&json!({ "tenants": all.iter().map(tenant_json).collect::<Vec<_>>() }))
+                let items: Vec<_> = all.iter().map(|t| tenant_json(t, creds.get(&t.id))).collect();
+                output::json(&json!({ "tenants": items }))
             } else {
-                for t in all {
-                    println!("{}  {}  {}", t.id, t.name, t.provider.unwrap_or_default());
+                for t in &all {
+                    println!("{}", tenant_line(t, creds.get(&t.id)));
                 }
+                Ok(())
+            }
+        }
+        TenantCmd::Show { tenant, workspace } => {
+            let t = resolve_tenant(e, tenant, workspace.as_deref()).await?;
+            let status = e.credential_status(t.id).await?;
+            if out.json {
+                output::json(&tenant_json(&t, status.as_ref()))
+            } else {
+                println!("{}", tenant_line(&t, status.as_ref()));
+                Ok(())
+            }
+        }
+        TenantCmd::Credentials(CredentialsCmd::Set {
+            tenant,
+            workspace,
+            client_id,
+            argv_secret,
+        }) => {
+            refuse_argv_secret(argv_secret)?;
+            ClientId::parse("--client-id", client_id)?;
+            let t = resolve_tenant(e, tenant, workspace.as_deref()).await?;
+            graph_tenant(&t)?;
+            let secret = read_client_secret()?;
+            let t = e.set_tenant_credentials(None, t.id, client_id, &secret).await?;
+            let status = e.credential_status(t.id).await?;
+            if out.json {
+                output::json(&tenant_json(&t, status.as_ref()))
+            } else {
+                println!(
+                    "Set the app credentials of tenant {:?} ({}): client id {}, secret sealed",
+                    t.name,
+                    t.id,
+                    status.as_ref().map_or(client_id.as_str(), |c| c.client_id.as_str())
+                );
                 Ok(())
             }
         }

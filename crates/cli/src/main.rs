@@ -53,6 +53,9 @@ impl CliError {
             // input is what has to change
             EngineError::Conflict(m) => CliError::Usage(m),
             e @ EngineError::Unavailable(_) => CliError::Usage(format!("type: {e}")),
+            // a missing or bad key, an unsafe key file: the configuration
+            // has to change
+            EngineError::Secret(s) if s.is_configuration() => CliError::Usage(s.to_string()),
             EngineError::NotFound(what) if refusal => {
                 CliError::Refused(format!("refused: {what} not found, or you may not act on it"))
             }

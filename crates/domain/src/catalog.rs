@@ -54,6 +54,9 @@ pub enum OperationType {
     TelemetryPrune,
     /// A configurable no-op workload for tests, demos and benchmarks.
     Synthetic,
+    /// Check a tenant's provider connection: sign-in, one read per object
+    /// type, the permissions granted against those required.
+    ProviderVerify,
 }
 
 /// Whether runs of a type belong to a tenant or to the platform.
@@ -301,7 +304,7 @@ impl TypeSpec {
 
 impl OperationType {
     /// Every type.
-    pub const ALL: [OperationType; 16] = [
+    pub const ALL: [OperationType; 17] = [
         OperationType::InventorySync,
         OperationType::BackupSetCapture,
         OperationType::BackupSetAddPolicies,
@@ -318,6 +321,7 @@ impl OperationType {
         OperationType::EntraGroupsSync,
         OperationType::TelemetryPrune,
         OperationType::Synthetic,
+        OperationType::ProviderVerify,
     ];
 
     /// The stable name.
@@ -339,6 +343,7 @@ impl OperationType {
             OperationType::EntraGroupsSync => "entra_groups.sync",
             OperationType::TelemetryPrune => "telemetry.prune",
             OperationType::Synthetic => "synthetic",
+            OperationType::ProviderVerify => "provider.verify",
         }
     }
 
@@ -361,6 +366,7 @@ impl OperationType {
             OperationType::EntraGroupsSync => "Entra groups sync",
             OperationType::TelemetryPrune => "Telemetry retention prune",
             OperationType::Synthetic => "Synthetic workload",
+            OperationType::ProviderVerify => "Connection check",
         }
     }
 
@@ -488,7 +494,7 @@ mod tests {
     use crate::params::ParamKind;
     use serde_json::json;
 
-    const NAMES: [&str; 16] = [
+    const NAMES: [&str; 17] = [
         "inventory.sync",
         "backup_set.capture",
         "backup_set.add_policies",
@@ -505,6 +511,7 @@ mod tests {
         "entra_groups.sync",
         "telemetry.prune",
         "synthetic",
+        "provider.verify",
     ];
 
     #[test]

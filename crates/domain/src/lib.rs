@@ -26,6 +26,7 @@
 
 pub mod access;
 pub mod catalog;
+pub mod connection;
 pub mod counts;
 pub mod directory;
 pub mod error;

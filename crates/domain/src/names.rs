@@ -143,6 +143,84 @@ impl fmt::Debug for Password {
     }
 }
 
+/// The application (client) id of an Entra app registration: a GUID,
+/// kept lower-case and hyphenated. Not a secret.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ClientId(String);
+
+impl ClientId {
+    /// Parses a GUID such as `3f2504e0-4f89-11d3-9a0c-0305e82c3301` (the
+    /// "Application (client) ID" of the app registration).
+    pub fn parse(field: &str, s: &str) -> Result<Self, FieldError> {
+        uuid::Uuid::parse_str(s.trim())
+            .map(|u| Self(u.hyphenated().to_string()))
+            .map_err(|_| {
+                FieldError::new(
+                    field,
+                    "must be the app registration's application (client) id, a GUID such as 3f2504e0-4f89-11d3-9a0c-0305e82c3301",
+                )
+            })
+    }
+
+    /// The id.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ClientId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An app registration's client secret. `Debug` and `Display` never show
+/// it, and its memory is wiped when it is dropped, so that a log line, a
+/// panic message or a freed page does not carry it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClientSecret(zeroize::Zeroizing<String>);
+
+impl ClientSecret {
+    /// Longest accepted length, in characters (Entra's secrets are about
+    /// 40; certificates are not secrets of this kind).
+    pub const MAX_CHARS: usize = 1024;
+
+    /// Checks a secret as read (surrounding whitespace removed): not empty,
+    /// at most [`Self::MAX_CHARS`] characters, no control characters. The
+    /// error never quotes it.
+    pub fn parse(field: &str, s: &str) -> Result<Self, FieldError> {
+        let t = s.trim();
+        if t.is_empty() {
+            return Err(FieldError::new(field, "must not be empty"));
+        }
+        if t.chars().count() > Self::MAX_CHARS {
+            return Err(FieldError::new(field, "must be at most 1024 characters"));
+        }
+        if t.chars().any(char::is_control) {
+            return Err(FieldError::new(field, "must be one line without control characters"));
+        }
+        Ok(Self(zeroize::Zeroizing::new(t.to_owned())))
+    }
+
+    /// The secret itself: only to seal it and to send it to the token
+    /// endpoint.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ClientSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ClientSecret([redacted])")
+    }
+}
+
+impl fmt::Display for ClientSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
 /// How long an API token works: whole hours or days, from one hour to
 /// two years (`12h`, `30d`). A token that must live longer is renewed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -360,6 +438,29 @@ mod tests {
         let p = Password::parse("password", "correct horse battery").unwrap();
         assert_eq!(p.expose(), "correct horse battery");
         assert!(!format!("{p:?}").contains("horse"));
+    }
+
+    #[test]
+    fn client_ids_are_guids_and_secrets_never_show() {
+        let id = ClientId::parse("client-id", " 3F2504E0-4F89-11D3-9A0C-0305E82C3301 ").unwrap();
+        assert_eq!(id.as_str(), "3f2504e0-4f89-11d3-9a0c-0305e82c3301");
+        for bad in ["", "app", "3f2504e0-4f89-11d3-9a0c", "contoso.onmicrosoft.com"] {
+            assert_eq!(
+                ClientId::parse("client-id", bad).unwrap_err().field,
+                "client-id",
+                "{bad:?}"
+            );
+        }
+        let s = ClientSecret::parse("secret", "  s3cr3t~value.with-stuff \n").unwrap();
+        assert_eq!(s.expose(), "s3cr3t~value.with-stuff");
+        assert!(!format!("{s:?}").contains("s3cr3t"));
+        assert_eq!(s.to_string(), "[redacted]");
+        for bad in ["", "   \n", "two\u{7}lines"] {
+            let e = ClientSecret::parse("secret", bad).unwrap_err();
+            assert_eq!(e.field, "secret");
+            assert!(!e.rule.contains("two"), "the error never quotes the secret");
+        }
+        assert!(ClientSecret::parse("secret", &"x".repeat(1025)).is_err());
     }
 
     #[test]

@@ -36,6 +36,11 @@ pub enum EngineError {
     /// Storage failed.
     #[error(transparent)]
     Store(StoreError),
+    /// The key that seals tenant secrets is missing or unusable, or a
+    /// stored secret does not open (the message names the variable, file
+    /// or tenant; never a secret).
+    #[error(transparent)]
+    Secret(#[from] crate::secrets::SecretError),
     /// Something that should not happen (a bug), described safely.
     #[error("internal error: {0}")]
     Internal(String),

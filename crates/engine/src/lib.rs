@@ -11,6 +11,8 @@
 //! | `monitor`     | law 6 and 9: scoped reads from the database only                 |
 //! | [`timeline`]  | a run's timeline: stored events and what its row records         |
 //! | `directory`   | workspaces, tenants, users, memberships, the audit log           |
+//! | `credentials` | tenants' app credentials, sealed by [`secrets`] before storage   |
+//! | [`secrets`]   | the key and the AEAD that seal secrets at rest                   |
 //! | `inbox`       | a user's notifications                                           |
 //! | [`password`]  | Argon2id hashing                                                 |
 //! | [`clock`]     | injected time                                                    |
@@ -19,6 +21,7 @@
 pub mod auth;
 mod batcher;
 pub mod clock;
+mod credentials;
 mod directory;
 mod error;
 mod hashpool;
@@ -31,6 +34,7 @@ pub mod port;
 mod progress;
 mod reconciler;
 mod scheduler;
+pub mod secrets;
 mod start;
 mod tally;
 pub mod timeline;
@@ -47,10 +51,11 @@ use tenantatlas_domain::view::RunView;
 
 pub use auth::{IssuedToken, SessionPolicy};
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use credentials::TenantCredentials;
 pub use error::{EngineError, Result};
 pub use lifecycle::{CancelOutcome, Completion};
 pub use monitor::{ClassCounts, ProblemSummary, RunDetail, Viewer};
-pub use port::{BackendKind, MetricsGroup, MetricsSnapshot, RequeueCause};
+pub use port::{BackendKind, CredentialStatus, MetricsGroup, MetricsSnapshot, RequeueCause};
 pub use reconciler::{ReconciledRun, SweepReport};
 pub use scheduler::Fired;
 pub use start::{Initiator, Started};
@@ -81,6 +86,11 @@ pub struct EngineConfig {
     /// How long a sign-in waits for a hashing slot before it is answered
     /// [`EngineError::Busy`].
     pub hashing_wait: std::time::Duration,
+    /// The key that seals tenant secrets ([`secrets::SECRET_KEY_ENV`]).
+    /// Without it, an SQLite database on disk gets a key file beside it on
+    /// first use ([`secrets::key_file_of`]); on PostgreSQL storing or
+    /// reading a secret fails with [`secrets::SecretError::NoKey`].
+    pub secret_key: Option<secrets::SecretKey>,
 }
 
 impl Default for EngineConfig {
@@ -94,6 +104,7 @@ impl Default for EngineConfig {
             completion_batches_in_flight: 2,
             hashing_slots: std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
             hashing_wait: std::time::Duration::from_secs(2),
+            secret_key: None,
         }
     }
 }
@@ -108,6 +119,9 @@ struct Inner {
     tally: tally::Tally,
     hashing: tokio::sync::Semaphore,
     hash_pool: hashpool::HashPool,
+    /// Set on first use: the key file is read (or created) only when a
+    /// secret is sealed or opened.
+    sealer: tokio::sync::OnceCell<secrets::Sealer>,
 }
 
 /// The operation service. Cheap to clone.
@@ -150,6 +164,7 @@ impl Engine {
                 starter,
                 completer,
                 tally: tally::Tally::default(),
+                sealer: tokio::sync::OnceCell::new(),
             }),
         }
     }

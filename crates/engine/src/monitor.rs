@@ -149,6 +149,31 @@ impl Engine {
         Ok(self.store().run_units(run, false, limit).await?)
     }
 
+    /// The latest connection check (`provider.verify`) of `tenant` that
+    /// `viewer` may see, with its answer read back from its units.
+    pub async fn connection_check(
+        &self,
+        viewer: Viewer,
+        tenant: &crate::port::Tenant,
+    ) -> Result<Option<(Run, tenantatlas_domain::connection::Report)>> {
+        let filter = RunFilter {
+            tenant: Some(tenant.id),
+            op_type: Some(tenantatlas_domain::catalog::OperationType::ProviderVerify),
+            ..RunFilter::default()
+        };
+        let Some(run) = self.list_runs(viewer, filter, 1, None).await?.runs.into_iter().next() else {
+            return Ok(None);
+        };
+        let units = self.unit_ledger(run.id, 1_000).await?;
+        let kind = tenant
+            .provider
+            .as_deref()
+            .and_then(|p| p.split_once(':'))
+            .map_or("none", |(k, _)| k);
+        let report = tenantatlas_domain::connection::report(kind, &units, run.failures.first());
+        Ok(Some((run, report)))
+    }
+
     /// A run's timeline, oldest first: its stored events and what its row
     /// and notifications record (see [`crate::timeline`]).
     pub async fn timeline(&self, run: &Run) -> Result<Vec<RunEvent>> {

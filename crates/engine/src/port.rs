@@ -135,6 +135,10 @@ pub trait Admin {
     async fn try_singleton(&self, name: &str) -> Result<Option<SingletonGuard>>;
     /// Figures for `/metrics`.
     async fn metrics(&self, now: Timestamp) -> Result<MetricsSnapshot>;
+    /// The database file (SQLite on disk, as an absolute path): the engine
+    /// keeps its secret key file beside it when no key is configured.
+    /// `None` for PostgreSQL and an in-memory SQLite database.
+    fn database_file(&self) -> Option<std::path::PathBuf>;
 }
 
 /// Who exists and who may do what.
@@ -391,14 +395,93 @@ pub trait Notifications {
     async fn mark_read(&self, user: UserId, id: NotificationId, now: Timestamp) -> Result<bool>;
 }
 
+/// Tenants' app credentials, sealed: the store keeps and answers the
+/// engine's ciphertext and never sees a secret in clear.
+#[async_trait]
+pub trait Credentials {
+    /// Adds a tenant (its id chosen by the engine, which sealed the secret
+    /// for it) and its credentials in one transaction: both or neither
+    /// (audited, without the secret).
+    async fn add_tenant_with_credentials(
+        &self,
+        tenant: &Tenant,
+        credentials: &SealedCredentials,
+        actor: Actor,
+        now: Timestamp,
+    ) -> Result<Tenant>;
+    /// Creates or replaces a tenant's credentials (audited, without the
+    /// secret). [`StoreError::NotFound`] when the tenant does not exist.
+    async fn put_credentials(
+        &self,
+        tenant: TenantId,
+        credentials: &SealedCredentials,
+        actor: Actor,
+        now: Timestamp,
+    ) -> Result<()>;
+    /// A tenant's sealed credentials.
+    async fn credentials(&self, tenant: TenantId) -> Result<Option<StoredCredentials>>;
+    /// Which tenants of a workspace have credentials (no secrets).
+    async fn credential_statuses(&self, workspace: WorkspaceId) -> Result<Vec<CredentialStatus>>;
+}
+
+/// App credentials to store: the client id and the secret as the engine
+/// sealed it for its tenant.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SealedCredentials {
+    /// The app registration's application (client) id.
+    pub client_id: String,
+    /// The sealed secret ([`crate::secrets`]).
+    pub sealed_secret: Vec<u8>,
+}
+
+impl std::fmt::Debug for SealedCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SealedCredentials")
+            .field("client_id", &self.client_id)
+            .field("sealed_secret", &format_args!("[{} bytes]", self.sealed_secret.len()))
+            .finish()
+    }
+}
+
+/// Stored app credentials.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredCredentials {
+    /// The client id and the sealed secret.
+    pub sealed: SealedCredentials,
+    /// When they were last set.
+    pub updated_at: Timestamp,
+}
+
+/// That a tenant has app credentials, without them.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct CredentialStatus {
+    /// The tenant.
+    pub tenant_id: TenantId,
+    /// The app registration's application (client) id.
+    pub client_id: String,
+    /// When they were last set.
+    pub updated_at: Timestamp,
+}
+
 /// Everything a store does. Every method is one transaction.
 pub trait Backend:
-    Admin + Directory + Auth + Runs + Progress + Lifecycle + Schedules + Notifications + Send + Sync + 'static
+    Admin + Directory + Auth + Runs + Progress + Lifecycle + Schedules + Notifications + Credentials + Send + Sync + 'static
 {
 }
 
 impl<T> Backend for T where
-    T: Admin + Directory + Auth + Runs + Progress + Lifecycle + Schedules + Notifications + Send + Sync + 'static
+    T: Admin
+        + Directory
+        + Auth
+        + Runs
+        + Progress
+        + Lifecycle
+        + Schedules
+        + Notifications
+        + Credentials
+        + Send
+        + Sync
+        + 'static
 {
 }
 

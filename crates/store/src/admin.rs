@@ -31,6 +31,10 @@ impl Admin for SqlStore {
         Ok(())
     }
 
+    fn database_file(&self) -> Option<std::path::PathBuf> {
+        self.file.clone()
+    }
+
     async fn ping(&self) -> Result<()> {
         self.one(&q("SELECT 1 AS one")).await?;
         Ok(())

@@ -42,6 +42,8 @@ pub(crate) enum Arg {
     /// A list, for [`Q::any`]: an array on PostgreSQL, a JSON array on
     /// SQLite.
     Uuids(Vec<Uuid>),
+    /// Bytes: `BLOB` on SQLite, `bytea` on PostgreSQL.
+    Bytes(Vec<u8>),
 }
 
 macro_rules! arg_from {
@@ -73,6 +75,7 @@ arg_from! {
     bool => |v| Arg::Bool(v);
     serde_json::Value => |v| Arg::Json(v);
     &serde_json::Value => |v| Arg::Json(v.clone());
+    &[u8] => |v| Arg::Bytes(v.to_vec());
 }
 
 macro_rules! id_args {
@@ -157,6 +160,7 @@ impl Q {
                     serde_json::Value::from(list.iter().map(|u| u.hyphenated().to_string()).collect::<Vec<_>>())
                         .to_string(),
                 ),
+                Arg::Bytes(b) => query.bind(b.as_slice()),
             };
         }
         query
@@ -173,6 +177,7 @@ impl Q {
                 Arg::Bool(b) => query.bind(*b),
                 Arg::Json(v) => query.bind(sqlx::types::Json(v)),
                 Arg::Uuids(list) => query.bind(list.as_slice()),
+                Arg::Bytes(b) => query.bind(b.as_slice()),
             };
         }
         query
@@ -209,6 +214,7 @@ delegate_row! {
     opt_int -> Option<i64>;
     json -> serde_json::Value;
     boolean -> bool;
+    bytes -> Vec<u8>;
 }
 
 /// A connection of either database, borrowed for a few statements.

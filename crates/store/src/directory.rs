@@ -14,7 +14,7 @@ use crate::rows::{self, RowExt as _, USER_COLUMNS};
 use crate::runs::insert_audit;
 use crate::{SqlStore, new_uuid};
 
-fn audit(
+pub(crate) fn audit(
     actor: Actor,
     now: Timestamp,
     action: &str,
@@ -34,7 +34,7 @@ fn audit(
     }
 }
 
-fn conflict_or(e: StoreError, what: &str) -> StoreError {
+pub(crate) fn conflict_or(e: StoreError, what: &str) -> StoreError {
     if e.is_unique_violation() {
         StoreError::Conflict(what.to_owned())
     } else {
@@ -69,6 +69,19 @@ fn keep_an_owner(before: i64, after: i64) -> Result<()> {
 }
 
 const TENANT_COLUMNS: &str = "id, workspace_id, name, provider, created_at";
+
+/// What a tenant name already in use in the workspace is answered.
+pub(crate) const TENANT_NAME_TAKEN: &str = "name: a tenant with this name already exists in the workspace";
+
+/// The insert of a new tenant.
+pub(crate) fn insert_tenant(t: &Tenant) -> crate::db::Q {
+    q("INSERT INTO tenants (id, workspace_id, name, provider, created_at) VALUES ($1, $2, $3, $4, $5)")
+        .bind(t.id)
+        .bind(t.workspace_id)
+        .bind(&t.name)
+        .bind(&t.provider)
+        .bind(t.created_at)
+}
 
 /// The tenants a membership is limited to (none when it covers all).
 async fn entitled_tenants(conn: &mut Conn<'_>, workspace: WorkspaceId, user: UserId) -> Result<Vec<TenantId>> {
@@ -181,13 +194,8 @@ impl Directory for SqlStore {
         };
         let target = ("tenant", t.id.to_string());
         self.insert_audited(
-            q("INSERT INTO tenants (id, workspace_id, name, provider, created_at) VALUES ($1, $2, $3, $4, $5)")
-                .bind(t.id)
-                .bind(workspace)
-                .bind(&t.name)
-                .bind(&t.provider)
-                .bind(now),
-            "name: a tenant with this name already exists in the workspace",
+            insert_tenant(&t),
+            TENANT_NAME_TAKEN,
             &audit(actor, now, "tenant.add", Some(workspace), Some(t.id), target),
         )
         .await?;

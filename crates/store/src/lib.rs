@@ -18,6 +18,7 @@
 //! | [`Lifecycle`]     | `lifecycle`     | law 1: the only writes of `status` and `outcome`       |
 //! | [`Schedules`]     | `schedules`     | cron schedules and their exactly-once fires            |
 //! | [`Notifications`] | `notifications` | a user's inbox                                         |
+//! | [`Credentials`]   | `credentials`   | tenants' app credentials, sealed by the engine         |
 //!
 //! Per-dialect code lives in `sqlite` and `postgres` (connections, change
 //! signals between processes, and the batch statements whose SQL really
@@ -34,6 +35,7 @@
 mod admin;
 mod auth;
 mod counters;
+mod credentials;
 mod db;
 mod directory;
 mod error;
@@ -58,7 +60,8 @@ use tokio::sync::broadcast;
 
 pub use error::{Result, StoreError};
 pub use tenantatlas_engine::port::{
-    Admin, Auth, Backend, BackendKind, Directory, Lifecycle, Notifications, Progress, Runs, Schedules, Store,
+    Admin, Auth, Backend, BackendKind, Credentials, Directory, Lifecycle, Notifications, Progress, Runs, Schedules,
+    Store,
 };
 
 use db::{Pooled, Q, Row, Tx};
@@ -84,6 +87,8 @@ pub struct SqlStore {
     listening: Arc<AtomicBool>,
     /// SQLite: the watcher of other processes' commits.
     _watcher: Option<Arc<sqlite::AbortOnDrop>>,
+    /// SQLite on disk: the database file (absolute).
+    file: Option<std::path::PathBuf>,
 }
 
 impl SqlStore {

@@ -47,6 +47,7 @@ pub(crate) async fn connect(opts: PgConnectOptions, max_connections: u32) -> Res
         signals,
         listening: Arc::default(),
         _watcher: None,
+        file: None,
     })
 }
 

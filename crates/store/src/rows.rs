@@ -35,6 +35,7 @@ pub(crate) trait RowExt {
     fn opt_int(&self, col: &str) -> Result<Option<i64>>;
     fn json(&self, col: &str) -> Result<serde_json::Value>;
     fn boolean(&self, col: &str) -> Result<bool>;
+    fn bytes(&self, col: &str) -> Result<Vec<u8>>;
 }
 
 fn corrupt(col: &str, what: impl std::fmt::Display) -> StoreError {
@@ -75,6 +76,9 @@ impl RowExt for SqliteRow {
     fn boolean(&self, col: &str) -> Result<bool> {
         Ok(self.try_get::<i64, _>(col)? != 0)
     }
+    fn bytes(&self, col: &str) -> Result<Vec<u8>> {
+        Ok(self.try_get(col)?)
+    }
 }
 
 impl RowExt for PgRow {
@@ -113,6 +117,9 @@ impl RowExt for PgRow {
         Ok(self.try_get::<sqlx::types::Json<serde_json::Value>, _>(col)?.0)
     }
     fn boolean(&self, col: &str) -> Result<bool> {
+        Ok(self.try_get(col)?)
+    }
+    fn bytes(&self, col: &str) -> Result<Vec<u8>> {
         Ok(self.try_get(col)?)
     }
 }

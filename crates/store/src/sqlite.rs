@@ -84,8 +84,23 @@ fn watch_other_processes(writer: SqlitePool, signals: broadcast::Sender<Signal>)
     }))
 }
 
+/// The database file an URL opens, as an absolute path (so that a later
+/// change of working directory does not move what is beside it); `None` for
+/// an in-memory database.
+fn database_file(url: &str, opts: &SqliteConnectOptions) -> Option<std::path::PathBuf> {
+    let name = opts.get_filename();
+    let text = name.to_string_lossy();
+    // sqlx names an in-memory database `:memory:` or `file:sqlx-in-memory-N`
+    if text == ":memory:" || text.starts_with("file:") || url.contains("mode=memory") {
+        return None;
+    }
+    std::path::absolute(name).ok()
+}
+
 pub(crate) async fn connect(url: &str) -> Result<SqlStore> {
-    let opts = SqliteConnectOptions::from_str(url)?
+    let parsed = SqliteConnectOptions::from_str(url)?;
+    let file = database_file(url, &parsed);
+    let opts = parsed
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
@@ -108,6 +123,7 @@ pub(crate) async fn connect(url: &str) -> Result<SqlStore> {
         signals,
         listening: Default::default(),
         _watcher: Some(Arc::new(watcher)),
+        file,
     })
 }
 

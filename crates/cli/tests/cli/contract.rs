@@ -8,6 +8,7 @@ use crate::{Db, both};
 fn seed(db: &Db) -> (Value, Value) {
     let ws = db.json(&["workspace", "create", "Contoso MSP", "--json"]);
     assert_eq!(ws.as_object().unwrap().keys().collect::<Vec<_>>(), ["id", "name"]);
+    let folder = db.tenant_folder("a");
     let tenant = db.json(&[
         "tenant",
         "add",
@@ -15,7 +16,7 @@ fn seed(db: &Db) -> (Value, Value) {
         "contoso msp",
         "Tenant A",
         "--provider",
-        "directory:/srv/a",
+        &format!("directory:{folder}"),
         "--json",
     ]);
     db.add_user("operator@contoso.test", "operator password 1", &[]);
@@ -52,7 +53,8 @@ fn migrate_and_admin_verbs() {
         let (ws, tenant) = seed(db);
         assert_eq!(ws["name"], "Contoso MSP");
         assert_eq!(tenant["workspace_id"], ws["id"]);
-        assert_eq!(tenant["provider"], "directory:/srv/a");
+        assert_eq!(tenant["provider"], format!("directory:{}", db.tenant_folder("a")));
+        assert_eq!(tenant["has_secret"], false);
         let u = db.add_user("Root@Contoso.test", "platform password", &["--platform-operator"]);
         assert_eq!(u["email"], "root@contoso.test");
         assert_eq!(u["platform_operator"], true);

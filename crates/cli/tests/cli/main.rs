@@ -6,6 +6,7 @@
 
 mod contract;
 mod faults;
+mod tenants;
 
 use std::process::Output;
 
@@ -55,6 +56,10 @@ pub(crate) fn postgres() -> Option<Db> {
     })
 }
 
+/// The key the PostgreSQL runs seal tenant secrets with (SQLite runs use
+/// the key file beside their database).
+pub(crate) const TEST_SECRET_KEY: &str = "kySimLsEqffIvL5CS+t03nHjkHo7DkJYfznx4pAEimk=";
+
 impl Db {
     pub(crate) fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::cargo_bin("tenantatlas").unwrap();
@@ -62,7 +67,39 @@ impl Db {
             .env_remove("TENANTATLAS_ENABLE_SYNTHETIC")
             .env_remove("RUST_LOG")
             .args(args);
+        if self.is_postgres() {
+            c.env("TENANTATLAS_SECRET_KEY", TEST_SECRET_KEY);
+        } else {
+            c.env_remove("TENANTATLAS_SECRET_KEY");
+        }
         c
+    }
+
+    pub(crate) fn is_postgres(&self) -> bool {
+        self.pg_schema.is_some()
+    }
+
+    /// The SQLite database file, on SQLite.
+    pub(crate) fn sqlite_file(&self) -> Option<std::path::PathBuf> {
+        self.url.strip_prefix("sqlite://").map(std::path::PathBuf::from)
+    }
+
+    /// A scratch folder of this test's own.
+    pub(crate) fn dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
+    /// A minimal tenant folder (`tenant.json`, no collections) named
+    /// `name` in the scratch folder; answers its absolute path.
+    pub(crate) fn tenant_folder(&self, name: &str) -> String {
+        let root = self.dir().join(name);
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::write(
+            root.join("tenant.json"),
+            r#"{"id": "6f1e8e4a-3c2b-4d7e-9a51-2f0c8b7d1a09", "displayName": "Test", "domain": "test.onmicrosoft.com", "grantedPermissions": []}"#,
+        )
+        .unwrap();
+        root.to_str().unwrap().to_owned()
     }
 
     pub(crate) fn run(&self, args: &[&str]) -> Output {

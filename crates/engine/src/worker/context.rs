@@ -76,6 +76,12 @@ impl RunContext {
         &self.run
     }
 
+    /// The engine, for the reads a handler's dependencies need (a
+    /// tenant's credentials).
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
     /// Its parameters.
     pub fn params(&self) -> &Params {
         &self.run.params

@@ -201,6 +201,20 @@ impl Ctx {
         Engine::new(self.db.open().await, self.clock.clone(), self.engine.config().clone())
     }
 
+    /// Another engine on the same database and clock with a key setting
+    /// of its own (and its own sealer, reading the key afresh): another
+    /// process, configured differently.
+    pub async fn another_engine_with(&self, secret_key: Option<tenantatlas_engine::secrets::SecretKey>) -> Engine {
+        Engine::new(
+            self.db.open().await,
+            self.clock.clone(),
+            EngineConfig {
+                secret_key,
+                ..self.engine.config().clone()
+            },
+        )
+    }
+
     /// A run's timeline as every surface shows it.
     pub async fn events(&self, id: tenantatlas_domain::ids::RunId) -> Vec<tenantatlas_store::model::RunEvent> {
         let run = self.store.get_run(id).await.unwrap().unwrap();

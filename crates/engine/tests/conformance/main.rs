@@ -8,6 +8,7 @@ mod harness;
 mod standins;
 
 mod concurrency;
+mod credentials;
 mod directory;
 mod fanout;
 mod guards;
@@ -64,6 +65,9 @@ conformance! {
     crate::directory::memberships_and_entitlements => memberships_and_entitlements,
     crate::directory::a_workspace_keeps_an_owner_when_owners_leave_at_once => a_workspace_keeps_an_owner_when_owners_leave_at_once,
     crate::directory::api_tokens_store_only_their_hash => api_tokens_store_only_their_hash,
+    crate::credentials::credentials_are_sealed_for_their_tenant_and_rotate => credentials_are_sealed_for_their_tenant_and_rotate,
+    crate::credentials::credential_writes_are_checked_and_authorized => credential_writes_are_checked_and_authorized,
+    crate::credentials::without_a_usable_key_nothing_is_written => without_a_usable_key_nothing_is_written,
     crate::starts::a_start_creates_a_queued_run_with_its_timeline => a_start_creates_a_queued_run_with_its_timeline,
     crate::starts::identical_starts_join_and_subscribe => identical_starts_join_and_subscribe,
     crate::starts::refused_starts_create_nothing => refused_starts_create_nothing,
