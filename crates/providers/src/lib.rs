@@ -14,6 +14,7 @@
 //! Every failure is a classified [`ProviderError`].
 
 pub mod clean;
+pub mod clock;
 pub mod directory;
 pub mod error;
 pub mod fixture;
