@@ -271,6 +271,20 @@ pub enum TenantCmd {
     /// A Graph tenant's app credentials.
     #[command(subcommand)]
     Credentials(CredentialsCmd),
+    /// Check the tenant's connection: sign-in, one read per object type and
+    /// the permissions granted. Starts a provider.verify run, executes it in
+    /// this process (a running worker may take it instead) and prints its
+    /// answer; exits 1 when a check failed.
+    Verify {
+        /// The tenant (id or name).
+        tenant: String,
+        /// The tenant's workspace, when its name is not unique.
+        #[arg(long)]
+        workspace: Option<String>,
+        /// How long to wait for the answer.
+        #[arg(long, default_value_t = 120, value_name = "SECONDS")]
+        timeout: u64,
+    },
 }
 
 /// App credential commands.

@@ -12,8 +12,8 @@ use tenantatlas_domain::access::{Role, TenantScope};
 use tenantatlas_domain::catalog::OperationType;
 use tenantatlas_domain::directory::{Actor, Tenant, User};
 use tenantatlas_domain::ids::{RunId, TenantId, UserId};
-use tenantatlas_domain::lifecycle::Outcome;
 use tenantatlas_domain::lifecycle::StatusFilter;
+use tenantatlas_domain::lifecycle::{Outcome, RunStatus};
 use tenantatlas_domain::names::{
     ClientId, ClientSecret, Email, Password, ProviderSpec, TenantName, TokenLifetime, WorkspaceName,
 };
@@ -84,9 +84,16 @@ pub async fn run(cli: Cli) -> Result<u8> {
         Command::Runs(c) => runs(&engine, c, out, cli.public_url.as_deref()).await.map(|()| 0),
         Command::Worker(a) => {
             let listen = a.metrics_bind.as_deref().map(Listen::Metrics);
-            node(&engine, Some(worker_config(a)), false, Duration::from_secs(15), listen)
-                .await
-                .map(|()| 0)
+            node(
+                &engine,
+                Some(worker_config(a)),
+                false,
+                Duration::from_secs(15),
+                listen,
+                tenantatlas_ops::connect::Connector::from_env(),
+            )
+            .await
+            .map(|()| 0)
         }
         Command::Serve(a) => serve(&engine, a).await.map(|()| 0),
         Command::Reconcile { dry_run } => reconcile(&engine, *dry_run, out).await.map(|()| 0),
@@ -146,6 +153,7 @@ async fn node(
     duties: bool,
     sweep: Duration,
     listen: Option<Listen<'_>>,
+    connector: tenantatlas_ops::connect::Connector,
 ) -> Result<()> {
     let shutdown = CancellationToken::new();
     let config = NodeConfig {
@@ -186,7 +194,7 @@ async fn node(
     };
     let task = tokio::spawn(run_node(
         engine.clone(),
-        tenantatlas_ops::registry(),
+        tenantatlas_ops::registry_with(connector),
         config,
         shutdown.clone(),
     ));
@@ -219,6 +227,7 @@ async fn serve(engine: &Engine, a: &ServeArgs) -> Result<()> {
         true,
         Duration::from_secs(a.sweep_seconds.max(1)),
         Some(Listen::Hub(&a.bind, a.behind_tls, &a.trusted_proxies)),
+        tenantatlas_ops::connect::Connector::from_env(),
     )
     .await
 }
@@ -316,17 +325,50 @@ async fn demo(cli: &Cli, bind: &str) -> Result<()> {
     } else {
         e.resolve_workspace(ws_name).await?
     };
+    // The embedded demo tenants, written beside the database (their
+    // overlays, which restores write, beside them), and a local Graph on
+    // loopback serving a third tenant through the Graph provider.
+    let folders = demo_folders(&e)?;
+    let demo_secret = format!("{}-{}", demo_password(), demo_password());
+    let graph = start_demo_graph(&folders.1, &demo_secret).await?;
     let mut tenants = Vec::new();
-    for name in ["Contoso Prod", "Fabrikam"] {
+    for (name, folder) in [("Contoso Prod", &folders.0), ("Fabrikam", &folders.1)] {
         let t = match e.resolve_tenant(name, Some(ws.id)).await {
             Ok(t) => t,
             Err(_) => {
-                e.add_tenant(ws.id, &TenantName::parse("name", name)?, None, Actor::Cli)
+                let spec = ProviderSpec::Directory(folder.display().to_string());
+                e.add_tenant(ws.id, &TenantName::parse("name", name)?, Some(&spec), Actor::Cli)
                     .await?
             }
         };
         tenants.push(t);
     }
+    // the local Graph's tenant: a fresh app secret each time the demo starts
+    let graph_name = "Woodgrove (Graph)";
+    let client_id = ClientId::parse("--client-id", DEMO_GRAPH_CLIENT)?;
+    let secret = ClientSecret::parse("secret", &demo_secret)?;
+    let woodgrove = match e.resolve_tenant(graph_name, Some(ws.id)).await {
+        Ok(t) => {
+            e.set_tenant_credentials(None, t.id, client_id.as_str(), &secret)
+                .await?
+        }
+        Err(_) => {
+            let spec = ProviderSpec::Graph(DEMO_GRAPH_TENANT.to_owned());
+            e.add_tenant_with_credentials(
+                ws.id,
+                &TenantName::parse("name", graph_name)?,
+                &spec,
+                client_id.as_str(),
+                &secret,
+                Actor::Cli,
+            )
+            .await?
+        }
+    };
+    let connector = tenantatlas_ops::connect::Connector {
+        graph_url: graph.base_url().to_owned(),
+        login_url: graph.base_url().to_owned(),
+    };
     let mut people = Vec::new();
     for (who, role) in [
         ("owner", Some(Role::Owner)),
@@ -368,14 +410,20 @@ async fn demo(cli: &Cli, bind: &str) -> Result<()> {
         &json!({"duration_ms": 900_000, "key": "demo-indeterminate"}),
     ))?;
     e.start(operator, tenants[0].id, OperationType::Synthetic, p).await?;
+    // every tenant's connection is checked as the demo starts
+    let manager = Initiator::User(people[1].3.id);
+    for t in tenants.iter().chain([&woodgrove]) {
+        let p = e.parse_params(OperationType::ProviderVerify, RawParams::Json(&json!({})))?;
+        e.start(manager, t.id, OperationType::ProviderVerify, p).await?;
+    }
     println!(
-        "TenantAtlas demo: workspace \"{}\" with tenants {}",
+        "TenantAtlas demo: workspace \"{}\" with tenants {}, {} (directory folders in {}) and {} (Microsoft Graph, served by a local Graph at {} that throttles 5 % of requests)",
         ws.name,
-        tenants
-            .iter()
-            .map(|t| t.name.as_str())
-            .collect::<Vec<_>>()
-            .join(" and ")
+        tenants[0].name,
+        tenants[1].name,
+        folders.0.parent().map_or_else(String::new, |p| p.display().to_string()),
+        woodgrove.name,
+        graph.base_url(),
     );
     println!("Sign in at http://{bind}/login as one of:");
     for (email, password, role, _) in &people {
@@ -391,10 +439,62 @@ async fn demo(cli: &Cli, bind: &str) -> Result<()> {
         true,
         Duration::from_secs(5),
         Some(Listen::Hub(bind, false, &[])),
+        connector,
     )
     .await?;
+    graph.stop().await;
     e.close().await;
     Ok(())
+}
+
+/// The Entra tenant id the demo's local Graph serves.
+const DEMO_GRAPH_TENANT: &str = "5d1c4e2a-9b7f-4c3d-8e6a-1f2b3c4d5e6f";
+/// The demo app registration's client id.
+const DEMO_GRAPH_CLIENT: &str = "0f9e8d7c-6b5a-4c3d-9e2f-1a0b9c8d7e6f";
+
+/// Writes the embedded demo tenants into `<database>.tenants/` (or
+/// `./tenantatlas-demo-tenants/` on PostgreSQL) unless they are there, and
+/// answers the contoso and fabrikam folders.
+fn demo_folders(e: &Engine) -> Result<(std::path::PathBuf, std::path::PathBuf)> {
+    let base = match e.database_file() {
+        Some(db) => {
+            let mut name = db.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+            name.push(".tenants");
+            db.with_file_name(name)
+        }
+        None => std::path::PathBuf::from("tenantatlas-demo-tenants"),
+    };
+    let base =
+        std::path::absolute(&base).map_err(|x| CliError::Failed(format!("cannot resolve {}: {x}", base.display())))?;
+    let mut out = Vec::new();
+    for name in ["contoso", "fabrikam"] {
+        let dir = base.join(name);
+        if !dir.join("tenant.json").exists() {
+            tenantatlas_providers::extract_demo_tenant(name, &dir)
+                .map_err(|x| CliError::Failed(format!("cannot write the demo tenant {}: {x}", dir.display())))?;
+        }
+        out.push(dir);
+    }
+    let fabrikam = out.pop().unwrap_or_default();
+    let contoso = out.pop().unwrap_or_default();
+    Ok((contoso, fabrikam))
+}
+
+/// The demo's local Graph on a free loopback port, serving `folder` as
+/// [`DEMO_GRAPH_TENANT`] and throttling one request in twenty with
+/// `Retry-After: 0.5`, so Graph mode shows its throttling.
+async fn start_demo_graph(folder: &std::path::Path, secret: &str) -> Result<tenantatlas_mockgraph::MockGraph> {
+    let cfg = tenantatlas_mockgraph::MockConfig {
+        tenants: vec![(DEMO_GRAPH_TENANT.to_owned(), folder.to_path_buf())],
+        throttle: 0.05,
+        retry_after: "0.5".to_owned(),
+        client_secret: Some(secret.to_owned()),
+        ..tenantatlas_mockgraph::MockConfig::default()
+    };
+    let addr: std::net::SocketAddr = ([127, 0, 0, 1], 0).into();
+    tenantatlas_mockgraph::start(cfg, addr)
+        .await
+        .map_err(|x| CliError::Failed(format!("cannot start the demo's local Graph: {x}")))
 }
 
 /// Finished runs of every outcome, one reconciled.
@@ -852,6 +952,14 @@ async fn tenant(e: &Engine, c: &TenantCmd, out: Json) -> Result<()> {
                 Ok(())
             }
         }
+        TenantCmd::Verify {
+            tenant,
+            workspace,
+            timeout,
+        } => {
+            let t = resolve_tenant(e, tenant, workspace.as_deref()).await?;
+            verify_tenant(e, &t, Duration::from_secs((*timeout).max(1)), out).await
+        }
         TenantCmd::Credentials(CredentialsCmd::Set {
             tenant,
             workspace,
@@ -877,6 +985,92 @@ async fn tenant(e: &Engine, c: &TenantCmd, out: Json) -> Result<()> {
                 Ok(())
             }
         }
+    }
+}
+
+/// `tenant verify`: starts the check (joining one already active), executes
+/// it with a worker of its own unless another worker is quicker, and prints
+/// the answer read back from the run's units.
+async fn verify_tenant(e: &Engine, t: &Tenant, timeout: Duration, out: Json) -> Result<()> {
+    let op = OperationType::ProviderVerify;
+    let params = e.parse_params(op, RawParams::Json(&json!({})))?;
+    let started = e.start(Initiator::System, t.id, op, params).await?;
+    let id = started.run.id;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let registry = tenantatlas_engine::worker::Registry::new().with(
+        tenantatlas_ops::provider_verify::ProviderVerify::new(tenantatlas_ops::connect::Connector::from_env()),
+    );
+    let worker = tenantatlas_engine::worker::Worker::new(
+        e.clone(),
+        registry,
+        WorkerConfig {
+            node: format!("verify-{}", uuid::Uuid::now_v7().simple()),
+            concurrency: 1,
+            poll: Duration::from_millis(200),
+            ..WorkerConfig::default()
+        },
+    );
+    let task = tokio::spawn(worker.run(stop.clone()));
+    let deadline = std::time::Instant::now() + timeout;
+    let run = loop {
+        let run = e.get_run_for(Viewer::Everything, id).await?;
+        if run.state.status() == RunStatus::Completed {
+            break Some(run);
+        }
+        if std::time::Instant::now() > deadline {
+            break None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    stop.cancel();
+    let _ = task.await;
+    let Some(_) = run else {
+        return Err(CliError::Failed(format!(
+            "the connection check {id} did not finish within {}s; see tenantatlas runs show {id}",
+            timeout.as_secs()
+        )));
+    };
+    let (_, report) = e
+        .connection_check(Viewer::Everything, t)
+        .await?
+        .ok_or_else(|| CliError::Failed(format!("the connection check {id} is gone")))?;
+    if out.json {
+        output::json(&serde_json::to_value(&report).map_err(|x| CliError::Failed(x.to_string()))?)?;
+    } else {
+        println!(
+            "Connection check of {} ({}): {}",
+            t.name,
+            report.provider,
+            if report.ok { "ok" } else { "FAILED" }
+        );
+        for c in &report.checks {
+            let code = c.reason_code.as_deref().map(|r| format!(" [{r}]")).unwrap_or_default();
+            let mark = match (c.ok, &c.reason_code) {
+                (true, _) => "ok",
+                (false, Some(_)) => "FAIL",
+                (false, None) => "--",
+            };
+            println!("  {mark:<4} {:<56} {}{code}", c.name, c.message);
+        }
+        if !report.missing_permissions.is_empty() {
+            println!(
+                "Missing application permissions: {} — grant them with admin consent in the tenant (docs/providers.md).",
+                report.missing_permissions.join(", ")
+            );
+        }
+        println!("Run: {id}");
+    }
+    if report.ok {
+        Ok(())
+    } else {
+        Err(CliError::Failed(format!(
+            "the connection check failed: {}",
+            report
+                .checks
+                .iter()
+                .find(|c| !c.ok)
+                .map_or("no check ran".to_owned(), |c| format!("{}: {}", c.name, c.message))
+        )))
     }
 }
 

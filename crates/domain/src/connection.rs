@@ -59,7 +59,11 @@ pub fn report(provider: &str, units: &[UnitRecord], run_failure: Option<&Failure
     let mut checks = Vec::new();
     let mut missing = Vec::new();
     for u in units {
-        let name = u.unit_key.split_once(' ').map_or(u.unit_key.as_str(), |(_, n)| n).to_owned();
+        let name = u
+            .unit_key
+            .split_once(' ')
+            .map_or(u.unit_key.as_str(), |(_, n)| n)
+            .to_owned();
         let ok = u.outcome == Some(UnitOutcome::Succeeded);
         let message = match (u.outcome, &u.message) {
             (_, Some(m)) => m.as_str().to_owned(),
@@ -139,7 +143,10 @@ mod tests {
 
     #[test]
     fn a_check_that_could_not_connect_says_why() {
-        let f = Failure::new(ReasonCode::RunBlockedPrecondition, "the tenant has no provider connection configured");
+        let f = Failure::new(
+            ReasonCode::RunBlockedPrecondition,
+            "the tenant has no provider connection configured",
+        );
         let r = report("none", &[], Some(&f));
         assert!(!r.ok);
         assert_eq!(r.checks.len(), 1);

@@ -179,6 +179,12 @@ impl Engine {
         &self.inner.tally
     }
 
+    /// The database file, on SQLite (files that belong beside it: the
+    /// secret key, the demo's tenant folders).
+    pub fn database_file(&self) -> Option<std::path::PathBuf> {
+        self.store().database_file()
+    }
+
     /// The store: the engine's alone, so that everything above it (the
     /// hub, the command line) reaches data through the engine's rules.
     pub(crate) fn store(&self) -> &Store {

@@ -10,23 +10,34 @@
 //! |--------------------|--------------------|
 //! | [`synthetic`]      | `synthetic`        |
 //! | [`telemetry_prune`]| `telemetry.prune`  |
+//! | [`provider_verify`]| `provider.verify`  |
 //!
-//! The tenant-governance types (inventory, backups, restore, drift, review
-//! packs, …) arrive with the provider issues, each as a module here; their
-//! handlers' dependencies (the provider factory, the stores they write)
-//! are passed where [`registry`] builds them.
+//! Handlers that read or write a tenant reach it through [`connect`] (the
+//! tenant's provider spec and sealed credentials turned into a
+//! `TenantProvider`), passed where [`registry_with`] builds them. The
+//! tenant-governance types (inventory, backups, restore, drift, review
+//! packs, …) arrive as modules here on top of it.
 
+pub mod connect;
+pub mod provider_verify;
 pub mod synthetic;
 pub mod telemetry_prune;
 
 use tenantatlas_domain::catalog::Catalog;
 use tenantatlas_engine::worker::Registry;
 
-/// Every handler this build has.
+/// Every handler this build has, reaching tenants where
+/// `TENANTATLAS_GRAPH_URL` / `TENANTATLAS_LOGIN_URL` say.
 pub fn registry() -> Registry {
+    registry_with(connect::Connector::from_env())
+}
+
+/// Every handler this build has, reaching tenants through `connector`.
+pub fn registry_with(connector: connect::Connector) -> Registry {
     Registry::new()
         .with(synthetic::Synthetic)
         .with(telemetry_prune::TelemetryPrune)
+        .with(provider_verify::ProviderVerify::new(connector))
 }
 
 /// The specs of every type this build can run (what the engine is
@@ -48,7 +59,7 @@ mod tests {
     #[test]
     fn every_spec_is_coherent() {
         let catalog = catalog();
-        assert_eq!(catalog.iter().count(), 2);
+        assert_eq!(catalog.iter().count(), 3);
         for s in catalog.iter() {
             let name = s.name();
             assert!(s.max_attempts >= 1);

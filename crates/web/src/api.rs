@@ -31,6 +31,8 @@ pub(crate) fn routes() -> axum::Router<AppState> {
     axum::Router::new()
         .route("/api/v1/openapi.json", get(openapi))
         .route("/api/v1/tenants/{tenant}/runs", post(start))
+        .route("/api/v1/tenants/{tenant}/verify", post(verify))
+        .route("/api/v1/tenants/{tenant}/connection", get(connection))
         .route("/api/v1/runs", get(list))
         .route("/api/v1/runs/{id}", get(detail))
         .route("/api/v1/runs/{id}/cancel", post(cancel))
@@ -267,6 +269,53 @@ async fn start(
     let params = engine.parse_params(op, RawParams::Json(params))?;
     let started = engine.start(Initiator::User(user.id), tenant, op, params).await?;
     Ok(started_response(engine, op, &started))
+}
+
+/// Starts the tenant's connection check (`provider.verify`; needs
+/// `tenants.manage`), answered like a start.
+async fn verify(
+    State(state): State<AppState>,
+    ApiCaller(user): ApiCaller,
+    Path(tenant): Path<String>,
+) -> Result<Response, WebError> {
+    let tenant: TenantId = parse_id("tenant", &tenant)?;
+    let engine = state.engine();
+    engine.tenant_for(user.id, tenant, Capability::ViewRuns).await?;
+    let op = engine.executable_type("type", OperationType::ProviderVerify.as_str())?;
+    let params = engine.parse_params(op, RawParams::Json(&json!({})))?;
+    let started = engine.start(Initiator::User(user.id), tenant, op, params).await?;
+    Ok(started_response(engine, op, &started))
+}
+
+/// The tenant's connection: its provider and its latest check with the
+/// check's answer (CONTRACT.md's `tenant verify --json` shape).
+async fn connection(
+    State(state): State<AppState>,
+    ApiCaller(user): ApiCaller,
+    Path(tenant): Path<String>,
+) -> Result<Json<Value>, WebError> {
+    let tenant: TenantId = parse_id("tenant", &tenant)?;
+    let engine = state.engine();
+    let (t, _) = engine.tenant_for(user.id, tenant, Capability::ViewRuns).await?;
+    Ok(Json(connection_json(engine, &t, Viewer::User(user.id)).await?))
+}
+
+/// `{"tenant_id", "provider", "last_check": null | {"run", "report"}}`;
+/// the report is `null` while the check is active.
+pub(crate) async fn connection_json(
+    engine: &Engine,
+    t: &tenantatlas_engine::port::Tenant,
+    viewer: Viewer,
+) -> Result<Value, WebError> {
+    let provider = t.provider.as_deref().and_then(|p| p.split_once(':')).map(|(k, _)| k);
+    let last = match engine.connection_check(viewer, t).await? {
+        None => Value::Null,
+        Some((run, report)) => {
+            let done = run.state.status() == tenantatlas_domain::lifecycle::RunStatus::Completed;
+            json!({"run": view_json(engine, &run), "report": if done { json!(report) } else { Value::Null }})
+        }
+    };
+    Ok(json!({"tenant_id": t.id, "provider": provider, "last_check": last}))
 }
 
 /// A start's answer: 202 with a new run, 200 when it joined an active one.
@@ -564,6 +613,18 @@ pub const ROUTES: &[ApiRoute] = &[
         "/api/v1/tenants/{tenant}/runs",
         "Start a run (202 queued) or join the identical active run (200).",
         Shape::Start,
+    ),
+    route(
+        "post",
+        "/api/v1/tenants/{tenant}/verify",
+        "Start the tenant's connection check (provider.verify; needs tenants.manage); joins an active one.",
+        Shape::Restart,
+    ),
+    route(
+        "get",
+        "/api/v1/tenants/{tenant}/connection",
+        "The tenant's provider and its latest connection check with the check's answer.",
+        Shape::Plain("Connection"),
     ),
     route(
         "get",

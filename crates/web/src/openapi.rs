@@ -319,6 +319,49 @@ fn components() -> utoipa::openapi::Components {
             ]),
         )
         .schema(
+            "Connection",
+            closed(vec![
+                ("tenant_id", uuid(false).into()),
+                ("provider", one_of(["directory", "graph"], true).into()),
+                (
+                    "last_check",
+                    ObjectBuilder::new()
+                        .schema_type([Type::Object, Type::Null].into_iter().collect::<SchemaType>())
+                        .additional_properties(Some(AdditionalProperties::<utoipa::openapi::schema::Schema>::FreeForm(
+                            false,
+                        )))
+                        .property("run", Ref::from_schema_name("Run"))
+                        .required("run")
+                        .property(
+                            "report",
+                            ObjectBuilder::new()
+                                .schema_type([Type::Object, Type::Null].into_iter().collect::<SchemaType>())
+                                .additional_properties(Some(
+                                    AdditionalProperties::<utoipa::openapi::schema::Schema>::FreeForm(false),
+                                ))
+                                .property("ok", typed(Type::Boolean))
+                                .required("ok")
+                                .property("provider", typed(Type::String))
+                                .required("provider")
+                                .property(
+                                    "checks",
+                                    array_of(closed(vec![
+                                        ("name", typed(Type::String).into()),
+                                        ("ok", typed(Type::Boolean).into()),
+                                        ("reason_code", or_null(Type::String).into()),
+                                        ("message", typed(Type::String).into()),
+                                    ])),
+                                )
+                                .required("checks")
+                                .property("missing_permissions", array_of(typed(Type::String)))
+                                .required("missing_permissions"),
+                        )
+                        .required("report")
+                        .into(),
+                ),
+            ]),
+        )
+        .schema(
             "Read",
             closed(vec![("id", uuid(false).into()), ("read", typed(Type::Boolean).into())]),
         )

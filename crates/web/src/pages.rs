@@ -223,6 +223,7 @@ struct DashboardT {
     chrome: Chrome,
     tenant: String,
     workspace: String,
+    connection: ConnectionT,
     kpis: Vec<Kpi>,
     startable: Vec<render::StartForm>,
     start_url: String,
@@ -230,6 +231,56 @@ struct DashboardT {
     follow_up: Vec<Row>,
     stale: Vec<Row>,
     recent: Vec<Row>,
+}
+
+/// The tenant's connection, as the dashboard shows it.
+struct ConnectionT {
+    /// "Microsoft Graph (tenant …)", "Directory (folder …)", "Not configured".
+    provider: String,
+    /// The latest check: a run row.
+    last: Option<Row>,
+    /// Its checks, when it has finished.
+    checks: Vec<tenantatlas_domain::connection::Check>,
+    /// Whether they all passed.
+    ok: bool,
+}
+
+async fn connection_view(
+    engine: &Engine,
+    tenant: &tenantatlas_engine::port::Tenant,
+    viewer: Viewer,
+    names: &Names,
+) -> tenantatlas_engine::Result<ConnectionT> {
+    let provider = match tenant.provider.as_deref().and_then(|p| p.split_once(':')) {
+        Some(("graph", t)) => format!("Microsoft Graph (tenant {t})"),
+        Some(("directory", path)) => {
+            let folder = std::path::Path::new(path)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| path.to_owned());
+            format!("Directory (folder {folder})")
+        }
+        _ => "Not configured".to_owned(),
+    };
+    let check = engine.connection_check(viewer, tenant).await?;
+    let (last, checks, ok) = match check {
+        None => (None, Vec::new(), false),
+        Some((run, report)) => {
+            let done = run.state.status() == tenantatlas_domain::lifecycle::RunStatus::Completed;
+            let row = render::row(&engine.view(&run), names);
+            if done {
+                (Some(row), report.checks, report.ok)
+            } else {
+                (Some(row), Vec::new(), false)
+            }
+        }
+    };
+    Ok(ConnectionT {
+        provider,
+        last,
+        checks,
+        ok,
+    })
 }
 
 async fn dashboard(
@@ -258,14 +309,16 @@ async fn dashboard(
     };
     let ws_key = tenant.workspace_id.to_string();
     // independent reads, at once
-    let (summary, follow_up, stale, recent, ws, chrome) = tokio::join!(
+    let (summary, follow_up, stale, recent, ws, chrome, connection) = tokio::join!(
         engine.problem_summary(viewer, base.clone(), DASHBOARD_WINDOW),
         list(Some(ProblemClass::NeedsFollowUp), 5),
         list(Some(ProblemClass::ActiveStale), 5),
         list(None, 10),
         engine.find_workspace(&ws_key),
         chrome(&state, &user, &names),
+        connection_view(engine, &tenant, viewer, &names),
     );
+    let connection = connection.map_err(fail)?;
     let summary = summary.map_err(fail)?;
     let (follow_up, stale, recent) = (follow_up.map_err(fail)?, stale.map_err(fail)?, recent.map_err(fail)?);
     let ws = ws.map_err(fail)?.map(|w| w.name).unwrap_or_default();
@@ -286,6 +339,7 @@ async fn dashboard(
         all_url: format!("/admin/operations?tenant={}", tenant.id),
         tenant: tenant.name,
         workspace: ws,
+        connection,
         startable,
         follow_up: rows(engine, &follow_up.runs, &names),
         stale: rows(engine, &stale.runs, &names),

@@ -408,3 +408,155 @@ fn directory_tenants_must_load_and_are_kept_by_absolute_path() {
         assert_eq!(tenant_count(db), 1);
     });
 }
+
+/// The Entra tenant id the local Graph serves in the verify test.
+const SERVED: &str = "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d";
+/// Another served tenant, whose app lacks `Group.Read.All`.
+const NARROW: &str = "1b2c3d4e-5f6a-4b7c-8d9e-0f1a2b3c4d5e";
+
+/// `tenant verify --json`: exit code, the answer, stderr.
+fn verify(db: &Db, tenant: &str, graph: &str) -> (Option<i32>, Value, String, String) {
+    let out = db
+        .cmd(&["tenant", "verify", tenant, "--json", "--timeout", "60"])
+        .env("TENANTATLAS_GRAPH_URL", graph)
+        .env("TENANTATLAS_LOGIN_URL", graph)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let answer: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("one JSON document ({e}): {stdout}"));
+    (
+        out.status.code(),
+        answer,
+        stdout,
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+fn check<'a>(answer: &'a Value, name: &str) -> &'a Value {
+    answer["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no check {name}: {answer}"))
+}
+
+#[test]
+fn tenant_verify_checks_sign_in_reads_and_permissions_of_directory_and_graph_tenants() {
+    both(|db| {
+        db.ok(&["workspace", "create", "Contoso MSP"]);
+        // the local Graph serves the demo's contoso folder twice: once with
+        // every permission, once as an app without Group.Read.All
+        let contoso = db.dir().join("contoso");
+        tenantatlas_providers::extract_demo_tenant("contoso", &contoso).unwrap();
+        let narrow = db.dir().join("narrow");
+        tenantatlas_providers::extract_demo_tenant("contoso", &narrow).unwrap();
+        let info = narrow.join("tenant.json");
+        let mut t: Value = serde_json::from_slice(&std::fs::read(&info).unwrap()).unwrap();
+        t["grantedPermissions"] = serde_json::json!([
+            "DeviceManagementConfiguration.ReadWrite.All",
+            "DeviceManagementApps.ReadWrite.All"
+        ]);
+        std::fs::write(&info, serde_json::to_vec_pretty(&t).unwrap()).unwrap();
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let mock = rt
+            .block_on(tenantatlas_mockgraph::start(
+                tenantatlas_mockgraph::MockConfig {
+                    tenants: vec![(SERVED.into(), contoso.clone()), (NARROW.into(), narrow.clone())],
+                    client_secret: Some(SECRET.into()),
+                    ..tenantatlas_mockgraph::MockConfig::default()
+                },
+                ([127, 0, 0, 1], 0).into(),
+            ))
+            .unwrap();
+        let graph = mock.base_url().to_owned();
+
+        // a directory tenant: every check passes
+        db.ok(&[
+            "tenant",
+            "add",
+            "--workspace",
+            "Contoso MSP",
+            "Contoso Files",
+            "--provider",
+            &format!("directory:{}", contoso.display()),
+        ]);
+        let (code, answer, _, err) = verify(db, "Contoso Files", &graph);
+        assert_eq!(code, Some(0), "{err}");
+        assert_eq!(answer["ok"], true);
+        assert_eq!(answer["provider"], "directory");
+        assert_eq!(answer["checks"].as_array().unwrap().len(), 13, "{answer}");
+        assert_eq!(answer["missing_permissions"], serde_json::json!([]));
+        assert_eq!(check(&answer, "read settings_catalog_policy")["ok"], true);
+
+        // a Graph tenant through the local Graph
+        add_graph(db, "Contoso Graph", SERVED, APP, SECRET);
+        let before = mock.stats();
+        let (code, answer, _, err) = verify(db, "Contoso Graph", &graph);
+        assert_eq!(code, Some(0), "{err}");
+        assert_eq!(answer["ok"], true, "{answer}");
+        assert_eq!(answer["provider"], "graph");
+        let after = mock.stats();
+        assert!(after.reads >= before.reads + 9, "one read per object type at least");
+        assert_eq!(after.writes, before.writes, "a check writes nothing");
+
+        // an app without Group.Read.All: named, with its reason code
+        add_graph(db, "Contoso Narrow", NARROW, APP, SECRET);
+        let (code, answer, _, _) = verify(db, "Contoso Narrow", &graph);
+        assert_eq!(code, Some(1));
+        assert_eq!(answer["ok"], false);
+        assert_eq!(answer["missing_permissions"], serde_json::json!(["Group.Read.All"]));
+        let p = check(&answer, "permission Group.Read.All");
+        assert_eq!(p["reason_code"], "provider.permission_missing");
+        assert!(p["message"].as_str().unwrap().contains("Group.Read.All"), "{p}");
+        assert_eq!(
+            check(&answer, "read group")["reason_code"],
+            "provider.permission_missing"
+        );
+        assert_eq!(check(&answer, "read device_configuration")["ok"], true);
+
+        // a revoked secret: sign-in fails, and the secrets stay out of every
+        // answer, the run and the database
+        let (code, _, err) = with_stdin(
+            db,
+            &["tenant", "credentials", "set", "Contoso Graph", "--client-id", APP],
+            &format!("{SECRET2}\n"),
+        );
+        assert_eq!(code, Some(0), "{err}");
+        let (code, answer, stdout, stderr) = verify(db, "Contoso Graph", &graph);
+        assert_eq!(code, Some(1));
+        assert_eq!(
+            check(&answer, "sign-in")["reason_code"],
+            "provider.auth_failed",
+            "{answer}"
+        );
+        assert_eq!(check(&answer, "read group")["ok"], false);
+        let runs = db.ok(&["runs", "list", "--type", "provider.verify", "--json"]);
+        let shown: Vec<String> = serde_json::from_str::<Value>(&runs).unwrap()["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| db.ok(&["runs", "show", r["id"].as_str().unwrap(), "--json"]))
+            .collect();
+        assert_eq!(shown.len(), 4);
+        let bytes = stored_bytes(db);
+        for s in [SECRET, SECRET2] {
+            for (what, text) in [("stdout", &stdout), ("stderr", &stderr), ("runs", &runs)] {
+                assert!(!text.contains(s), "{s} in {what}");
+            }
+            assert!(shown.iter().all(|r| !r.contains(s)), "{s} in a run");
+            assert!(!contains(&bytes, s), "{s} in the database in clear");
+        }
+        // a tenant without a provider cannot be checked: the run is blocked
+        db.ok(&["tenant", "add", "--workspace", "Contoso MSP", "Bare"]);
+        let (code, answer, _, _) = verify(db, "Bare", &graph);
+        assert_eq!(code, Some(1));
+        assert_eq!(answer["ok"], false);
+        assert_eq!(answer["checks"][0]["name"], "connect", "{answer}");
+        assert!(
+            answer["checks"][0]["message"].as_str().unwrap().contains("no provider"),
+            "{answer}"
+        );
+        rt.block_on(mock.stop());
+    });
+}

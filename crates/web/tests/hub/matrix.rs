@@ -34,6 +34,8 @@ enum Rule {
     Tenant { anon: u16, ok: u16 },
     /// Admin plane, needing a capability readonly members lack.
     TenantCap { anon: u16, ok: u16 },
+    /// Admin plane, needing `tenants.manage` (owners and managers).
+    TenantManage { anon: u16, ok: u16 },
     /// System plane: platform operators get `ok`, everyone else 404.
     System { anon: u16, ok: u16 },
     /// Admin plane, a workspace's administration (`members.manage`):
@@ -74,6 +76,13 @@ fn expected(rule: Rule, persona: &str, own: bool) -> u16 {
             "anonymous" => a,
             "readonly" if own => 403,
             "operator" | "owner" if own => ok,
+            "non_member" if !own => ok,
+            _ => 404,
+        },
+        Rule::TenantManage { anon: a, ok } => match persona {
+            "anonymous" => a,
+            "readonly" | "operator" if own => 403,
+            "owner" if own => ok,
             "non_member" if !own => ok,
             _ => 404,
         },
@@ -139,6 +148,16 @@ fn cases() -> Vec<Case> {
             rule: Rule::TenantCap { anon: 401, ok: OK2 },
             body: json_start,
         },
+        c(
+            "POST",
+            "/api/v1/tenants/{tenant}/verify",
+            Rule::TenantManage { anon: 401, ok: OK2 },
+        ),
+        c(
+            "GET",
+            "/api/v1/tenants/{tenant}/connection",
+            Rule::Tenant { anon: 401, ok: 200 },
+        ),
         c("GET", "/api/v1/runs", Rule::SignedIn { anon: 401, signed: 200 }),
         c("GET", "/api/v1/runs/{id}", Rule::Tenant { anon: 401, ok: 200 }),
         c(
