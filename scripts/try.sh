@@ -14,12 +14,15 @@ if ! ta workspace list --json | grep -q '"name": "Contoso MSP"'; then
     ta workspace create "Contoso MSP"
 fi
 if ! ta tenant list --workspace "Contoso MSP" --json | grep -q '"name": "Contoso Prod"'; then
+    # a copy of the demo tenant: a directory tenant's writes go beside its folder
+    mkdir -p tenants && [ -e tenants/contoso ] || cp -r "$root/fixtures/tenants/contoso" tenants/
     ta tenant add --workspace "Contoso MSP" "Contoso Prod" --provider "directory:./tenants/contoso"
 fi
 if ! ta user list --json | grep -q '"email": "ops@contoso.example"'; then
     echo "correct horse battery staple" | ta user add ops@contoso.example
 fi
 ta member add --workspace "Contoso MSP" ops@contoso.example --role operator
+ta tenant verify "Contoso Prod"
 # the only tenant operation this build executes is the synthetic workload
 ta --enable-synthetic run start synthetic --tenant "Contoso Prod" --param units=20 --param unit_ms=100 --as ops@contoso.example
 ta runs list --tenant "Contoso Prod"

@@ -343,6 +343,43 @@ try {
     await plat.context.close();
   });
 
+  await step("manager: every tenant's connection check shows on its page; a new check runs from the button", async () => {
+    const mg = await signIn(browser, users.manager);
+    const p = mg.page;
+    const tenants = cli(["tenant", "list", "--workspace", "Demo MSP"]).tenants;
+    const byName = (n) => tenants.find((t) => t.name === n);
+    for (const [name, provider] of [
+      ["Contoso Prod", "Directory (folder contoso)"],
+      ["Woodgrove (Graph)", "Microsoft Graph"],
+    ]) {
+      const t = byName(name);
+      assert.ok(t, `the demo has ${name}`);
+      await until(`${name}: its connection check answered`, async () => {
+        await p.goto(`/admin/tenants/${t.id}`);
+        return (await p.locator("section.connection table.checks tbody tr").count()) === 13;
+      });
+      const panel = p.locator("section.connection");
+      assert.match(await panel.locator(".provider").innerText(), new RegExp(provider.replace(/[()]/g, "\\$&")));
+      assert.equal(await panel.getAttribute("data-ok"), "true", `${name}: every check passed`);
+      assert.equal(await panel.locator("tr.bad").count(), 0);
+    }
+    const wood = byName("Woodgrove (Graph)");
+    await p.screenshot({ path: path.join(shots, "tenant-connection.png"), fullPage: true });
+    const before = await api(p, `/api/v1/tenants/${wood.id}/connection`);
+    assert.equal(before.status, 200);
+    assert.equal(before.body.provider, "graph");
+    await p.click('button[data-type="provider.verify"]');
+    await until("the start toast", async () => (await p.locator("#toasts .toast").count()) > 0);
+    const after = await until("a new check that answered", async () => {
+      const c = await api(p, `/api/v1/tenants/${wood.id}/connection`);
+      const last = c.body.last_check;
+      return last && last.run.id !== before.body.last_check.run.id && last.report ? c.body : null;
+    }, 60_000);
+    assert.equal(after.last_check.report.ok, true, JSON.stringify(after.last_check.report));
+    assert.deepEqual(after.last_check.report.missing_permissions, []);
+    await mg.context.close();
+  });
+
   await step("the system plane is 404 for a workspace owner", async () => {
     const ow = await signIn(browser, users.owner);
     const r = await ow.page.goto("/system");

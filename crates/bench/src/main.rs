@@ -8,6 +8,7 @@
 //! cargo run --release -p tenantatlas-bench -- units --backend sqlite
 //! ```
 
+mod graph;
 mod hub;
 
 use std::str::FromStr;
@@ -124,6 +125,30 @@ enum What {
         /// report, e.g. `tenant_dashboard,workspace_overview`).
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
+    },
+    /// Reading a tenant through the Microsoft Graph provider against the
+    /// local Graph (a separate process; build it with the same profile):
+    /// objects/s, requests, peak RSS — without faults and with a share of
+    /// requests answered 429.
+    Graph {
+        /// Objects in the tenant.
+        #[arg(long, default_value_t = 5_000)]
+        objects: usize,
+        /// Rounds per variant (medians reported).
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// The share of requests answered 429 in the throttled variant.
+        #[arg(long, default_value_t = 0.05)]
+        throttle: f64,
+        /// Their Retry-After, in seconds.
+        #[arg(long, default_value = "0.5")]
+        retry_after: String,
+        /// Lift the per-tenant limiter (Intune's 2,000 requests per 20 s).
+        #[arg(long)]
+        unlimited: bool,
+        /// Full reads in flight.
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
     },
     /// Unit completions per second, in batches.
     Units {
@@ -446,6 +471,24 @@ async fn main() -> Result<()> {
             units: n,
             batch,
         } => units(common, *n, *batch).await?,
+        What::Graph {
+            objects,
+            rounds,
+            throttle,
+            retry_after,
+            unlimited,
+            concurrency,
+        } => {
+            graph::graph(&graph::GraphBench {
+                objects: *objects,
+                rounds: *rounds,
+                throttle: *throttle,
+                retry_after: retry_after.clone(),
+                unlimited: *unlimited,
+                concurrency: *concurrency,
+            })
+            .await?
+        }
         What::E2e {
             common,
             runs,
