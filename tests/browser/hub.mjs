@@ -245,7 +245,11 @@ try {
     const ow = await signIn(browser, users.owner);
     await ow.page.goto(`/admin/tenants/${tenantId}`);
     const offered = await ow.page.locator("button[data-type]").evaluateAll((bs) => bs.map((b) => b.dataset.type));
-    assert.deepEqual(offered, ["synthetic"], "the owner may start every type, yet only synthetic has a handler");
+    assert.deepEqual(
+      [...offered].sort(),
+      ["provider.verify", "synthetic"],
+      "the owner may start every type, yet only the connection check and synthetic have handlers",
+    );
     const before = await api(ow.page, "/api/v1/runs?limit=500");
     const forged = await api(ow.page, `/api/v1/tenants/${tenantId}/runs`, {
       method: "POST",
