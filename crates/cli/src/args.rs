@@ -281,8 +281,8 @@ pub enum TenantCmd {
         /// The tenant's workspace, when its name is not unique.
         #[arg(long)]
         workspace: Option<String>,
-        /// How long to wait for the answer.
-        #[arg(long, default_value_t = 120, value_name = "SECONDS")]
+        /// How long to wait for the answer (1–3600).
+        #[arg(long, default_value_t = 120, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=3600))]
         timeout: u64,
     },
 }

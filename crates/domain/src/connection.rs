@@ -12,16 +12,16 @@ use crate::reason::{Failure, ReasonCode};
 use crate::run::UnitRecord;
 
 /// The unit of the sign-in check.
-pub const SIGN_IN: &str = "1 sign-in";
+pub const SIGN_IN: &str = "1.00 sign-in";
 
-/// The unit of the read check of an object type.
-pub fn read_key(object_type: &str) -> String {
-    format!("2 read {object_type}")
+/// The unit of the read check of the `i`-th object type checked.
+pub fn read_key(i: usize, object_type: &str) -> String {
+    format!("2.{i:02} read {object_type}")
 }
 
-/// The unit of the check of one required permission.
-pub fn permission_key(permission: &str) -> String {
-    format!("3 permission {permission}")
+/// The unit of the check of the `i`-th required permission.
+pub fn permission_key(i: usize, permission: &str) -> String {
+    format!("3.{i:02} permission {permission}")
 }
 
 /// One check of a connection check's answer.
@@ -121,23 +121,40 @@ mod tests {
 
     #[test]
     fn the_answer_is_read_back_from_the_units_in_check_order() {
+        // the ledger answers in any order; the checks come back in the
+        // order they were made (group before assignment_filter, although
+        // not alphabetically; the 11th read after the 2nd)
         let units = vec![
             unit(
-                permission_key("Group.Read.All"),
+                permission_key(1, "Group.Read.All"),
                 UnitOutcome::Failed,
                 Some((ReasonCode::ProviderPermissionMissing, "lacks Group.Read.All")),
             ),
-            unit(read_key("group"), UnitOutcome::Succeeded, None),
+            unit(permission_key(0, "Z.Read.All"), UnitOutcome::Succeeded, None),
+            unit(read_key(10, "app_protection_policy"), UnitOutcome::Succeeded, None),
+            unit(read_key(1, "assignment_filter"), UnitOutcome::Succeeded, None),
+            unit(read_key(0, "group"), UnitOutcome::Succeeded, None),
             unit(SIGN_IN.to_owned(), UnitOutcome::Succeeded, None),
         ];
         let r = report("graph", &units, None);
         assert!(!r.ok);
         let names: Vec<&str> = r.checks.iter().map(|c| c.name.as_str()).collect();
-        assert_eq!(names, ["sign-in", "read group", "permission Group.Read.All"]);
+        assert_eq!(
+            names,
+            [
+                "sign-in",
+                "read group",
+                "read assignment_filter",
+                "read app_protection_policy",
+                "permission Z.Read.All",
+                "permission Group.Read.All"
+            ]
+        );
         assert_eq!(r.missing_permissions, ["Group.Read.All"]);
-        assert_eq!(r.checks[2].reason_code.as_deref(), Some("provider.permission_missing"));
+        assert_eq!(r.checks[5].reason_code.as_deref(), Some("provider.permission_missing"));
         assert_eq!(r.checks[0].message, "ok");
         let all_ok = report("directory", &units[1..], None);
+        assert_eq!(all_ok.checks.len(), 5);
         assert!(all_ok.ok && all_ok.missing_permissions.is_empty());
     }
 

@@ -256,6 +256,23 @@ impl TokenLifetime {
     }
 }
 
+/// A DNS name as Entra verifies tenant domains: two or more labels of
+/// letters, digits and inner hyphens, at most 63 characters each, the last
+/// not all digits (so not an IP address).
+fn is_domain(s: &str) -> bool {
+    let labels: Vec<&str> = s.split('.').collect();
+    labels.len() >= 2
+        && s.len() <= 253
+        && labels.iter().all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+        && labels.last().is_some_and(|l| !l.bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// Where a tenant's data comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ProviderSpec {
@@ -279,11 +296,7 @@ impl ProviderSpec {
         match kind {
             "directory" => Ok(ProviderSpec::Directory(rest.to_owned())),
             "graph" => {
-                let ok = uuid::Uuid::parse_str(rest).is_ok()
-                    || (rest.contains('.')
-                        && rest
-                            .bytes()
-                            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-'));
+                let ok = uuid::Uuid::parse_str(rest).is_ok() || is_domain(rest);
                 if ok {
                     Ok(ProviderSpec::Graph(rest.to_ascii_lowercase()))
                 } else {
@@ -476,7 +489,18 @@ mod tests {
             "graph:contoso.onmicrosoft.com"
         );
         assert!(ProviderSpec::parse("provider", "graph:3f2504e0-4f89-11d3-9a0c-0305e82c3301").is_ok());
-        for bad in ["", "directory:", "graph:not a tenant", "ftp:x", "graph"] {
+        for bad in [
+            "",
+            "directory:",
+            "graph:not a tenant",
+            "ftp:x",
+            "graph",
+            "graph:1.2.3.4",
+            "graph:a..b.com",
+            "graph:-x.com",
+            "graph:x-.com",
+            "graph:contoso",
+        ] {
             assert_eq!(
                 ProviderSpec::parse("provider", bad).unwrap_err().field,
                 "provider",

@@ -7,10 +7,11 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use tenantatlas_domain::Timestamp;
 use tenantatlas_domain::names::ProviderSpec;
-use tenantatlas_engine::Engine;
 use tenantatlas_engine::port::Tenant;
 use tenantatlas_engine::worker::HandlerError;
+use tenantatlas_engine::{Engine, EngineError};
 use tenantatlas_providers::directory::DirectoryProvider;
 use tenantatlas_providers::graph::{ClientSecret, GraphConfig, GraphProvider};
 use tenantatlas_providers::{ProviderError, TenantProvider};
@@ -45,24 +46,30 @@ pub enum Unconnected {
 }
 
 impl Unconnected {
-    /// As a handler's error: blocked, or the provider's classified failure
-    /// (fatal or retryable as it says).
-    pub fn into_handler_error(self) -> HandlerError {
+    /// As a handler's error (`now` by the engine's clock): blocked, or the
+    /// provider's classified failure (fatal or retryable as it says).
+    pub fn into_handler_error(self, now: Timestamp) -> HandlerError {
         match self {
             Unconnected::Blocked(why) => HandlerError::Blocked(why),
-            Unconnected::Provider(e) => provider_error(&e),
+            Unconnected::Provider(e) => provider_error(&e, now),
         }
     }
 }
 
 /// A provider failure as a handler error: retryable ones go back to the
-/// queue (no earlier than the provider's `Retry-After`, through the
-/// engine's backoff), the rest fail the run with their reason code.
-pub fn provider_error(e: &ProviderError) -> HandlerError {
-    if e.retryable() {
-        HandlerError::retryable(e.reason(), &e.safe_message())
-    } else {
-        HandlerError::fatal(e.reason(), &e.safe_message())
+/// queue — no earlier than the provider's `Retry-After` (law 12), the
+/// engine's backoff when it gave none —, the rest fail the run with their
+/// reason code.
+pub fn provider_error(e: &ProviderError, now: Timestamp) -> HandlerError {
+    if !e.retryable() {
+        return HandlerError::fatal(e.reason(), &e.safe_message());
+    }
+    let err = HandlerError::retryable(e.reason(), &e.safe_message());
+    match e {
+        ProviderError::Throttled {
+            retry_after: Some(wait),
+        } => err.not_before(now.plus(*wait)),
+        _ => err,
     }
 }
 
@@ -102,7 +109,12 @@ impl Connector {
                 let creds = engine
                     .tenant_credentials(tenant.id)
                     .await
-                    .map_err(|e| Unconnected::Provider(ProviderError::Unavailable(e.to_string())))?
+                    .map_err(|e| match e {
+                        // a key that is missing or wrong, a secret sealed for
+                        // another tenant: someone must act, a retry cannot help
+                        EngineError::Secret(s) => Unconnected::Blocked(s.to_string()),
+                        other => Unconnected::Provider(ProviderError::Unavailable(other.to_string())),
+                    })?
                     .ok_or_else(|| {
                         Unconnected::Blocked(
                             "the tenant has no client credentials (tenant credentials set … --client-id …)".into(),
@@ -119,5 +131,35 @@ impl Connector {
                 Ok(Arc::new(p))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn a_throttled_provider_is_retried_no_earlier_than_its_retry_after() {
+        let now = Timestamp::from_unix_micros(1_000_000);
+        let e = ProviderError::Throttled {
+            retry_after: Some(Duration::from_secs(300)),
+        };
+        match provider_error(&e, now) {
+            HandlerError::Retryable { failure, not_before } => {
+                assert_eq!(not_before, Some(now.plus(Duration::from_secs(300))));
+                assert_eq!(failure.reason_code, e.reason());
+            }
+            other => panic!("retryable, not {other:?}"),
+        }
+        match provider_error(&ProviderError::Unavailable("503".into()), now) {
+            HandlerError::Retryable { not_before, .. } => assert_eq!(not_before, None),
+            other => panic!("retryable, not {other:?}"),
+        }
+        assert!(matches!(
+            provider_error(&ProviderError::NotFound("x".into()), now),
+            HandlerError::Fatal(_)
+        ));
     }
 }

@@ -41,8 +41,8 @@ pub static SPEC: TypeSpec = TypeSpec {
     )
 };
 
-fn read_key(ty: ObjectType) -> String {
-    connection::read_key(ty.as_str())
+fn read_key(i: usize, ty: ObjectType) -> String {
+    connection::read_key(i, ty.as_str())
 }
 
 /// The connection check.
@@ -73,10 +73,15 @@ impl Operation for ProviderVerify {
             .connector
             .connect(ctx.engine(), &tenant)
             .await
-            .map_err(crate::connect::Unconnected::into_handler_error)?;
+            .map_err(|e| e.into_handler_error(ctx.now()))?;
         let mut keys = vec![connection::SIGN_IN.to_owned()];
-        keys.extend(ObjectType::ALL.iter().map(|t| read_key(*t)));
-        keys.extend(required_permissions().iter().map(|p| connection::permission_key(p)));
+        keys.extend(ObjectType::ALL.iter().enumerate().map(|(i, t)| read_key(i, *t)));
+        keys.extend(
+            required_permissions()
+                .iter()
+                .enumerate()
+                .map(|(i, p)| connection::permission_key(i, p)),
+        );
         ctx.plan(keys).await?;
         let mut failures: Vec<Failure> = Vec::new();
         let access = match provider.access().await {
@@ -93,8 +98,8 @@ impl Operation for ProviderVerify {
                 None
             }
         };
-        for ty in ObjectType::ALL {
-            let key = read_key(ty);
+        for (i, ty) in ObjectType::ALL.into_iter().enumerate() {
+            let key = read_key(i, ty);
             if access.is_none() {
                 ctx.unit(key, UnitOutcome::Skipped, None).await?;
                 continue;
@@ -108,8 +113,8 @@ impl Operation for ProviderVerify {
                 }
             }
         }
-        for p in required_permissions() {
-            let key = connection::permission_key(p);
+        for (i, p) in required_permissions().into_iter().enumerate() {
+            let key = connection::permission_key(i, p);
             match &access {
                 None => ctx.unit(key, UnitOutcome::Skipped, None).await?,
                 Some(a) if permission_granted(&a.granted, p) => ctx.unit(key, UnitOutcome::Succeeded, None).await?,

@@ -206,6 +206,9 @@ pub fn shared_client() -> Result<reqwest::Client> {
     CLIENT
         .get_or_init(|| {
             reqwest::Client::builder()
+                // a redirect would resend the token request's form (the
+                // client secret) or the bearer token wherever it points
+                .redirect(reqwest::redirect::Policy::none())
                 .connect_timeout(Duration::from_secs(10))
                 .timeout(Duration::from_secs(60))
                 .user_agent(concat!("TenantAtlas/", env!("CARGO_PKG_VERSION")))
@@ -264,6 +267,19 @@ const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remov
 /// An id as one path segment.
 fn seg(id: &str) -> String {
     utf8_percent_encode(id, SEGMENT).to_string()
+}
+
+/// Refuses an id that cannot be one path segment: empty, or only dots — a
+/// URL parser resolves `.` and `..` (also as `%2E%2E`) as dot segments, and
+/// a tampered id would reach another endpoint of Graph with a valid token.
+fn check_id(id: &str) -> Result<()> {
+    if id.is_empty() || id.chars().all(|c| c == '.') {
+        return Err(ProviderError::InvalidPayload(format!(
+            "\"{}\" is not an object id",
+            SafeText::sanitize(id)
+        )));
+    }
+    Ok(())
 }
 
 /// One HTTP call to Graph, as [`GraphProvider::execute`] runs it.
@@ -1128,6 +1144,21 @@ fn parse_base_url(raw: &str, what: &str) -> Result<Url> {
     let url = Url::parse(raw.trim()).map_err(|e| {
         ProviderError::Malformed(format!("the {what} \"{}\" is not a URL ({e})", SafeText::sanitize(raw)))
     })?;
+    let loopback = match url.host_str() {
+        Some("localhost") => true,
+        Some(h) => h
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback()),
+        None => false,
+    };
+    if url.scheme() == "http" && !loopback {
+        return Err(ProviderError::Malformed(format!(
+            "the {what} \"{}\" must use https (plain http is only for a local Graph on loopback): the secret and the token would travel unencrypted",
+            SafeText::sanitize(raw)
+        )));
+    }
     if !matches!(url.scheme(), "https" | "http") || url.host_str().is_none() {
         return Err(ProviderError::Malformed(format!(
             "the {what} \"{}\" must be an http(s) URL",
@@ -1203,6 +1234,7 @@ impl TenantProvider for GraphProvider {
     }
 
     async fn get(&self, ty: ObjectType, id: &str) -> Result<Value> {
+        check_id(id)?;
         let d = ty.descriptor();
         let item_path = format!("{}/{}", d.collection, seg(id));
         let mut obj = match d.navigation {
@@ -1226,9 +1258,14 @@ impl TenantProvider for GraphProvider {
             Navigation::Settings => {
                 let settings = self.read_pages(self.url(&format!("{item_path}/settings"))?, ty).await?;
                 let name = obj.get(d.name_property).and_then(Value::as_str).unwrap_or(id);
-                if let Some(expected) = obj.get("settingCount").and_then(Value::as_u64)
-                    && expected != settings.len() as u64
-                {
+                let Some(expected) = obj.get("settingCount").and_then(Value::as_u64) else {
+                    return Err(ProviderError::Malformed(format!(
+                        "settings catalog policy \"{}\" ({id}) has no settingCount to check its {} settings against",
+                        SafeText::sanitize(name),
+                        settings.len()
+                    )));
+                };
+                if expected != settings.len() as u64 {
                     return Err(ProviderError::Malformed(format!(
                         "settings catalog policy \"{}\" ({id}): read {} settings, but its settingCount is {expected}",
                         SafeText::sanitize(name),
@@ -1299,6 +1336,7 @@ impl TenantProvider for GraphProvider {
     /// (`targetApps`), an administrative template's definition values
     /// (replaced with `updateDefinitionValues`).
     async fn update(&self, ty: ObjectType, id: &str, body: &Value) -> Result<()> {
+        check_id(id)?;
         let d = ty.descriptor();
         let method = match d.update {
             UpdateVerb::ReadOnly => return Err(read_only(ty)),
@@ -1341,6 +1379,7 @@ impl TenantProvider for GraphProvider {
     }
 
     async fn delete(&self, ty: ObjectType, id: &str) -> Result<()> {
+        check_id(id)?;
         if ty.descriptor().update == UpdateVerb::ReadOnly {
             return Err(read_only(ty));
         }
@@ -1354,6 +1393,7 @@ impl TenantProvider for GraphProvider {
     }
 
     async fn assignments(&self, ty: ObjectType, id: &str) -> Result<Vec<Value>> {
+        check_id(id)?;
         if ty.descriptor().assign_wrapper.is_none() {
             return Err(no_assignments(ty));
         }
@@ -1363,6 +1403,7 @@ impl TenantProvider for GraphProvider {
     }
 
     async fn assign(&self, ty: ObjectType, id: &str, assignments: &[Value]) -> Result<()> {
+        check_id(id)?;
         let Some(wrapper) = ty.descriptor().assign_wrapper else {
             return Err(no_assignments(ty));
         };
@@ -1545,6 +1586,13 @@ mod tests {
 
     #[test]
     fn ids_cannot_leave_their_path_segment() {
+        for bad in ["", ".", "..", "..."] {
+            assert!(
+                matches!(check_id(bad), Err(ProviderError::InvalidPayload(_))),
+                "{bad:?}"
+            );
+        }
+        assert!(check_id("a.b").is_ok());
         assert_eq!(seg("../../groups"), "..%2F..%2Fgroups");
         assert_eq!(seg("a?b#c"), "a%3Fb%23c");
         assert_eq!(

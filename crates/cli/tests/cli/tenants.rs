@@ -418,6 +418,8 @@ const NARROW: &str = "1b2c3d4e-5f6a-4b7c-8d9e-0f1a2b3c4d5e";
 fn verify(db: &Db, tenant: &str, graph: &str) -> (Option<i32>, Value, String, String) {
     let out = db
         .cmd(&["tenant", "verify", tenant, "--json", "--timeout", "60"])
+        // every log line the check writes is read for secrets
+        .env("RUST_LOG", "debug")
         .env("TENANTATLAS_GRAPH_URL", graph)
         .env("TENANTATLAS_LOGIN_URL", graph)
         .output()

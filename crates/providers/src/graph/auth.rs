@@ -79,6 +79,8 @@ pub const REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
 /// which real Entra never issues but a test Graph may) at half its life, so
 /// it is still used at all.
 pub fn refresh_at(now: Duration, lifetime: Duration) -> Duration {
+    // an answer that claims a lifetime of centuries is a day at most
+    let lifetime = lifetime.min(Duration::from_secs(86_400));
     let margin = if lifetime >= REFRESH_MARGIN * 2 {
         REFRESH_MARGIN
     } else {

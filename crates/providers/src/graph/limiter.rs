@@ -14,7 +14,7 @@
 //! that talks to that tenant ([`shared`]).
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, LazyLock, Mutex, Weak};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use crate::clock::Clock;
@@ -139,26 +139,25 @@ impl Limiter {
     }
 }
 
-type Registry = Mutex<HashMap<String, Weak<Limiter>>>;
+type Registry = Mutex<HashMap<String, Arc<Limiter>>>;
 
-/// Every live limiter of the process, by tenant.
+/// Every limiter of the process, by tenant. Kept for the life of the
+/// process (one small entry per tenant reached): a limiter dropped with the
+/// provider of one run would forget its window, and the next run would
+/// start a second 200 writes inside the same 20 s.
 static REGISTRY: LazyLock<Registry> = LazyLock::new(|| Mutex::new(HashMap::new()));
 
 /// The limiter of `key` (the Graph host and the tenant, see
 /// [`crate::graph::GraphProvider`]), shared by every provider of that
-/// tenant alive in the process; created with `limits` and `clock` if none
-/// is alive. The first provider's limits and clock win for as long as any
-/// provider of the tenant lives.
+/// tenant in the process, run after run; created with `limits` and `clock`
+/// the first time the tenant is reached. The limits hold per process: N
+/// worker processes reaching one tenant may together send N times as much
+/// (Graph's own 429s, honoured with their `Retry-After`, bound the rest).
 pub fn shared(key: &str, limits: &Limits, clock: Arc<dyn Clock>) -> Arc<Limiter> {
     let mut reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(l) = reg.get(key).and_then(Weak::upgrade) {
-        return l;
-    }
-    // Forget tenants no provider uses any more, so the map stays small.
-    reg.retain(|_, w| w.strong_count() > 0);
-    let l = Arc::new(Limiter::new(limits.clone(), clock));
-    reg.insert(key.to_owned(), Arc::downgrade(&l));
-    l
+    reg.entry(key.to_owned())
+        .or_insert_with(|| Arc::new(Limiter::new(limits.clone(), clock)))
+        .clone()
 }
 
 #[cfg(test)]
