@@ -30,10 +30,12 @@ const base = `http://127.0.0.1:${port}`;
 
 let demoDb = "";
 // The CLI against the demo's database (what an administrator does beside the hub).
+// On PostgreSQL the Graph tenant's secret needs a key (SQLite makes a key file).
+const keyEnv = dbUrl.startsWith("postgres") ? { TENANTATLAS_SECRET_KEY: "kySimLsEqffIvL5CS+t03nHjkHo7DkJYfznx4pAEimk=" } : {};
 const cli = (args) =>
   JSON.parse(
     execFileSync(bin, [...args, "--json"], {
-      env: { ...process.env, TENANTATLAS_DATABASE_URL: demoDb, RUST_LOG: "warn" },
+      env: { ...process.env, ...keyEnv, TENANTATLAS_DATABASE_URL: demoDb, RUST_LOG: "warn" },
       encoding: "utf8",
     }),
   );
@@ -43,7 +45,7 @@ function startDemo() {
   demoDb = dbUrl || `sqlite://${dir}/demo.db`;
   const child = spawn(bin, ["demo", "--bind", `127.0.0.1:${port}`], {
     cwd: dir,
-    env: { ...process.env, TENANTATLAS_DATABASE_URL: demoDb, RUST_LOG: "warn" },
+    env: { ...process.env, ...keyEnv, TENANTATLAS_DATABASE_URL: demoDb, RUST_LOG: "warn" },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";
