@@ -19,6 +19,7 @@ pub mod directory;
 pub mod error;
 pub mod fixture;
 pub mod graph;
+pub mod normalize;
 pub mod object;
 
 use async_trait::async_trait;
